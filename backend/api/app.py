@@ -1,0 +1,88 @@
+"""The FastAPI application factory (`uvicorn --factory backend.api.app:create_app`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from backend import __version__
+from backend.api.errors import install_error_handlers
+from backend.api.middleware.body_limit import BodySizeLimitMiddleware
+from backend.api.middleware.request_context import RequestContextMiddleware
+from backend.api.middleware.security import SecurityHeadersMiddleware
+from backend.api.openapi import install_openapi
+from backend.api.v1.router import api_router
+from backend.bootstrap import build_container
+from backend.core.config import Settings, get_settings
+from backend.core.logging import configure_logging, get_logger
+
+API_PREFIX = "/api/v1"
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.effective_log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        container = await build_container(settings)
+        app.state.container = container
+        log.info(
+            "api_started", environment=settings.environment, database=container.engine.dialect.name
+        )
+        try:
+            yield
+        finally:
+            await container.aclose()
+            log.info("api_stopped")
+
+    docs = not settings.is_production
+    app = FastAPI(
+        title="Orderflow",
+        version=__version__,
+        description="Order management: catalogue, atomic stock reservation, an order workflow.",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    install_error_handlers(app)
+    install_openapi(app)
+    app.include_router(api_router, prefix=API_PREFIX)
+    Instrumentator(excluded_handlers=["/metrics"], should_group_untemplated=True).instrument(
+        app
+    ).expose(app, include_in_schema=False)
+
+    # Added last = outermost: the request id exists before anything else runs.
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "X-Request-ID",
+                "RateLimit",
+                "RateLimit-Policy",
+                "Retry-After",
+            ],
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
+    app.add_middleware(RequestContextMiddleware, problem_type_base=settings.problem_type_base)
+    return app

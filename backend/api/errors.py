@@ -1,0 +1,110 @@
+"""The one error map: domain errors, framework errors and crashes become RFC 9457 problems."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from backend.api.problems import problem_response
+from backend.core.logging import get_logger
+from backend.domain.errors import DependencyUnavailable, DomainError, ErrorKind, RateLimited
+
+log = get_logger(__name__)
+
+STATUS_BY_KIND: dict[ErrorKind, int] = {
+    ErrorKind.BAD_REQUEST: 400,
+    ErrorKind.UNAUTHENTICATED: 401,
+    ErrorKind.FORBIDDEN: 403,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.PRECONDITION_FAILED: 412,
+    ErrorKind.INVALID: 422,
+    ErrorKind.RATE_LIMITED: 429,
+    ErrorKind.UNAVAILABLE: 503,
+}
+SERVICE_UNAVAILABLE_RETRY_AFTER = "5"
+
+
+def status_for(error: DomainError) -> int:
+    return STATUS_BY_KIND[error.kind]
+
+
+def _headers_for(error: DomainError) -> dict[str, str]:
+    if error.kind is ErrorKind.UNAUTHENTICATED:
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(error, RateLimited):
+        return {"Retry-After": str(error.retry_after)}
+    if error.kind is ErrorKind.UNAVAILABLE:
+        return {"Retry-After": SERVICE_UNAVAILABLE_RETRY_AFTER}
+    return {}
+
+
+async def handle_domain_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, DomainError)
+    if isinstance(error, DependencyUnavailable):
+        log.warning(
+            "dependency_unavailable", dependency=error.dependency, cause=repr(error.__cause__)
+        )
+    return problem_response(
+        request.scope,
+        status_for(error),
+        slug=error.slug,
+        title=error.title,
+        detail=error.detail,
+        headers=_headers_for(error),
+        **error.extra,
+    )
+
+
+def _field_errors(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Only loc/msg/type: never echo the input back (it may hold a password).
+    return [
+        {
+            "loc": list(err.get("loc", ())),
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in raw
+    ]
+
+
+async def handle_validation_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    raw = list(error.errors())
+    if any(err.get("type") == "json_invalid" for err in raw):
+        return problem_response(
+            request.scope,
+            400,
+            slug="malformed-request",
+            title="Malformed request",
+            detail="The request body is not valid JSON.",
+        )
+    return problem_response(
+        request.scope,
+        422,
+        slug="validation-error",
+        title="Invalid input",
+        detail="The request did not pass validation; see `errors`.",
+        errors=_field_errors(raw),
+    )
+
+
+async def handle_http_exception(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    headers = dict(error.headers or {})
+    detail = error.detail if isinstance(error.detail, str) else None
+    if error.status_code == 404 and detail == "Not Found":
+        detail = f"No resource at {request.url.path}."
+    if error.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}."
+    return problem_response(request.scope, error.status_code, detail=detail, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, handle_domain_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_exception)

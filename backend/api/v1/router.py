@@ -1,0 +1,8 @@
+"""The /api/v1 router: every area's routes are included here."""
+
+from fastapi import APIRouter
+
+from backend.api.v1 import probes
+
+api_router = APIRouter()
+api_router.include_router(probes.router)

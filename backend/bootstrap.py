@@ -1,0 +1,112 @@
+"""The composition root: the one module that knows every adapter.
+
+`build_container(settings)` wires adapters from settings; the API lifespan and
+each worker process call it once and close it on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from celery import Celery
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backend.core.config import Settings
+from backend.core.logging import get_logger
+from backend.domain.clock import SystemClock
+from backend.domain.events import DomainEvent
+from backend.domain.ports import Clock
+from backend.infrastructure import health
+from backend.infrastructure.db.engine import create_engine
+from backend.infrastructure.db.uow import SqlUnitOfWork
+from backend.infrastructure.messaging.celery import CeleryTaskPublisher, make_celery
+
+log = get_logger(__name__)
+
+RELAY_OUTBOX_TASK = "orderflow.outbox.relay"
+
+
+def create_celery(settings: Settings) -> Celery:
+    return make_celery(settings.broker_url, always_eager=settings.celery_task_always_eager)
+
+
+def create_redis(settings: Settings) -> Redis | None:
+    if not settings.redis_url:
+        return None
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_socket_timeout,
+        socket_connect_timeout=settings.redis_socket_timeout,
+        health_check_interval=15,
+        decode_responses=False,
+    )
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    redis: Redis | None
+    http: httpx.AsyncClient
+    celery: Celery
+    tasks: CeleryTaskPublisher
+    clock: Clock = field(default_factory=SystemClock)
+    _background: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine, after_commit=self._kick_relay)
+
+    async def _kick_relay(self, events: Sequence[DomainEvent]) -> None:
+        """Best effort: ask a worker to relay the outbox now; Beat's poll is the safety net."""
+        await self.tasks.publish(RELAY_OUTBOX_TASK)
+
+    async def readiness(self) -> dict[str, dict[str, Any]]:
+        timeout = self.settings.readiness_timeout
+        checks = {
+            "database": health.database_check(self.engine),
+            "redis": health.redis_check(self.redis) if self.redis is not None else None,
+            "broker": health.broker_check(self.celery),
+        }
+        results = await asyncio.gather(*(health.run_check(c, timeout) for c in checks.values()))
+        return dict(zip(checks, results, strict=True))
+
+    async def ping_database(self) -> None:
+        await health.database_check(self.engine)()
+
+    def spawn(self, coro: Any, name: str) -> None:
+        self._background.append(asyncio.create_task(coro, name=name))
+
+    async def aclose(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.http.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+
+
+async def build_container(settings: Settings, *, celery: Celery | None = None) -> Container:
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        connect_timeout=settings.db_connect_timeout,
+        echo=settings.db_echo,
+    )
+    celery_app = celery or create_celery(settings)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
+    return Container(
+        settings=settings,
+        engine=engine,
+        redis=create_redis(settings),
+        http=http,
+        celery=celery_app,
+        tasks=CeleryTaskPublisher(celery_app),
+    )

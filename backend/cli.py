@@ -1,0 +1,139 @@
+"""`python -m backend <command>`: run everything, migrate, administer."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from backend.core.config import get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+STOP_GRACE_SECONDS = 10
+PR_SET_PDEATHSIG = 1
+
+
+def migrate(revision: str = "head") -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini")) if (ROOT / "alembic.ini").exists() else Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.attributes["database_url"] = get_settings().database_url
+    command.upgrade(config, revision)
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if the supervisor itself is killed: no orphans."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def _commands() -> dict[str, list[str]]:
+    settings = get_settings()
+    py = sys.executable
+    celery = [py, "-m", "celery", "-A", "worker.celery_app"]
+    var = Path(settings.celery_broker_dir)
+    var.mkdir(parents=True, exist_ok=True)
+    return {
+        "api": [
+            py,
+            "-m",
+            "uvicorn",
+            "backend.api.app:create_app",
+            "--factory",
+            "--host",
+            settings.host,
+            "--port",
+            str(settings.port),
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "5",
+        ],
+        "worker": [
+            *celery,
+            "worker",
+            "--loglevel",
+            settings.log_level,
+            "--queues",
+            "default,workflow,notifications",
+            "--concurrency",
+            "2",
+            "--hostname",
+            f"worker-{os.getpid()}@%h",
+        ],
+        "beat": [
+            *celery,
+            "beat",
+            "--loglevel",
+            settings.log_level,
+            "--schedule",
+            str(var / "celerybeat-schedule"),
+            "--pidfile=",
+        ],
+    }
+
+
+def run() -> int:
+    """Start the API, a Celery worker and Beat; stop them all on SIGINT/SIGTERM."""
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    for name, argv in _commands().items():
+        processes[name] = subprocess.Popen(argv, cwd=ROOT, preexec_fn=_die_with_parent)
+        print(f"orderflow: started {name} (pid {processes[name].pid})", file=sys.stderr, flush=True)
+    exit_code = 0
+    while not stopping:
+        for name, proc in processes.items():
+            if proc.poll() is not None:
+                print(f"orderflow: {name} exited with {proc.returncode}; stopping", file=sys.stderr)
+                exit_code = proc.returncode or 1
+                stopping = True
+        time.sleep(0.2)
+    _stop_all(processes)
+    return exit_code
+
+
+def _stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    for proc in processes.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for proc in processes.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    print("orderflow: stopped", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="migrate, then start the API, a Celery worker and Beat")
+    mig = sub.add_parser("migrate", help="apply database migrations")
+    mig.add_argument("revision", nargs="?", default="head")
+    args = parser.parse_args(argv)
+    if args.command == "migrate":
+        migrate(args.revision)
+        return 0
+    if args.command == "run":
+        migrate()
+        return run()
+    parser.error(f"unknown command {args.command}")
+    return 2

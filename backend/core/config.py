@@ -1,0 +1,158 @@
+"""Settings: the only place configuration is read (environment and an optional `.env`)."""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+WEAK_SECRETS = {"changeme", "secret", "change-me", "dev", "development", "please-change-me"}
+MIN_SECRET_BYTES = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    environment: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    secret_key: SecretStr | None = None
+
+    database_url: str = "sqlite+aiosqlite:///./var/orderflow.db"
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout: float = Field(default=5.0, gt=0)
+    db_connect_timeout: float = Field(default=5.0, gt=0)
+    db_echo: bool = False
+
+    redis_url: str | None = None
+    redis_key_prefix: str = "orderflow:"
+    redis_socket_timeout: float = Field(default=1.0, gt=0)
+    celery_broker_url: str | None = None
+    celery_broker_dir: str = "./var"
+    celery_task_always_eager: bool = False
+
+    access_token_ttl_seconds: int = Field(default=900, ge=1)
+    refresh_token_ttl_seconds: int = Field(default=604800, ge=1)
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
+
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "100/minute"
+    rate_limit_authenticated: str = "600/minute"
+    rate_limit_login: str = "5/minute"
+    rate_limit_register: str = "10/hour"
+    trusted_proxies: list[str] = Field(default_factory=list)
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+
+    currency: str = "EUR"
+    cache_enabled: bool = True
+    cache_default_ttl_seconds: float = Field(default=30.0, gt=0)
+    cache_default_maxsize: int = Field(default=10_000, ge=1)
+    cache_namespaces: dict[str, tuple[float, int]] = Field(default_factory=dict)
+
+    order_progression_interval: float = Field(default=120.0, gt=0)
+    order_grace_period: float = Field(default=120.0, ge=0)
+    order_processing_time: float = Field(default=120.0, ge=0)
+    auto_approve_max_total: Decimal = Decimal("1000.00")
+    order_max_total: Decimal = Decimal("100000.00")
+    outbox_poll_interval: float = Field(default=5.0, gt=0)
+    workflow_batch_size: int = Field(default=200, ge=1)
+    heartbeat_interval: float = Field(default=30.0, gt=0)
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "orderflow@localhost"
+    smtp_starttls: bool = True
+
+    webhook_allow_private_targets: bool = False
+    webhook_max_attempts: int = Field(default=6, ge=1)
+
+    first_admin_email: str | None = None
+    first_admin_password: SecretStr | None = None
+
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] | None = None
+    worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
+    readiness_timeout: float = Field(default=2.0, gt=0)
+    problem_type_base: str = "https://orderflow.dev/problems/"
+
+    @field_validator("trusted_proxies", "cors_origins", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            stripped = value.strip()
+            if stripped.startswith("["):
+                return value  # JSON list, parsed by pydantic
+            return [item.strip() for item in stripped.split(",") if item.strip()]
+        return value
+
+    @field_validator("redis_url", "celery_broker_url", "smtp_host", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment != "production":
+            if self.secret_key is None:
+                # A random key per start: tokens do not survive a restart in development.
+                self.secret_key = SecretStr(secrets.token_urlsafe(48))
+            return self
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if not key:
+            raise ValueError(
+                "SECRET_KEY is required when ENVIRONMENT=production: "
+                "set it to a random string of at least 32 bytes "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+            )
+        if len(key.encode()) < MIN_SECRET_BYTES or key.lower() in WEAK_SECRETS:
+            raise ValueError(
+                f"SECRET_KEY is too weak for production: it must be at least {MIN_SECRET_BYTES} "
+                "bytes of random data, not a default or a word."
+            )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("json" if self.is_production else "console")
+
+    @property
+    def broker_url(self) -> str:
+        """Celery broker: explicit, else Redis, else a server-less SQLite transport."""
+        if self.celery_broker_url:
+            return self.celery_broker_url
+        if self.redis_url:
+            return self.redis_url
+        return f"sqla+sqlite:///{self.celery_broker_dir.rstrip('/')}/celery-broker.sqlite"
+
+    @property
+    def jwt_secret(self) -> str:
+        assert self.secret_key is not None  # set by the validator
+        return self.secret_key.get_secret_value()
+
+    def cache_policy(self, namespace: str) -> tuple[float, int]:
+        return self.cache_namespaces.get(
+            namespace, (self.cache_default_ttl_seconds, self.cache_default_maxsize)
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

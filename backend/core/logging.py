@@ -1,0 +1,95 @@
+"""structlog configuration: JSON in production, console in development, secrets redacted.
+
+Standard-library loggers (uvicorn, celery, sqlalchemy) are routed through the same
+processors, so every line of the API and the worker has one shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+SENSITIVE_KEYS = frozenset(
+    {
+        "password",
+        "new_password",
+        "current_password",
+        "token",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "secret",
+        "secret_key",
+        "cookie",
+        "set-cookie",
+        "smtp_password",
+    }
+)
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if key.lower() in SENSITIVE_KEYS:
+            event_dict[key] = "[redacted]"
+    return event_dict
+
+
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+        structlog.processors.StackInfoRenderer(),
+    ]
+
+
+def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    if fmt == "json":
+        final.append(structlog.processors.format_exc_info)
+    final.append(renderer)
+    shared = _shared_processors()
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {
+                "structlog": {
+                    "()": structlog.stdlib.ProcessorFormatter,
+                    "processors": final,
+                    "foreign_pre_chain": shared,
+                }
+            },
+            "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "structlog"}},
+            "root": {"handlers": ["default"], "level": level.upper()},
+            "loggers": {
+                # uvicorn's own access log is replaced by our request log line.
+                "uvicorn.access": {"handlers": [], "propagate": False},
+                "uvicorn.error": {"level": level.upper()},
+                "sqlalchemy.engine": {"level": "WARNING"},
+            },
+        }
+    )
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)

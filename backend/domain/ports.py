@@ -1,0 +1,90 @@
+"""Ports the services depend on. Adapters in `backend/infrastructure` implement them.
+
+Repository protocols of each area live beside its entities (`users.py`,
+`catalog.py`, `orders.py`); this module holds the cross-cutting ports and the
+unit of work that bundles the repositories of one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol, Self
+
+from backend.domain.events import DomainEvent, OutboxRecord
+
+if TYPE_CHECKING:
+    from backend.domain.catalog import ProductRepository
+    from backend.domain.orders import IdempotencyRepository, OrderRepository
+    from backend.domain.users import RefreshTokenRepository, UserRepository
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class OutboxRepository(Protocol):
+    async def add(self, event: DomainEvent) -> None: ...
+
+    async def claim_unpublished(self, limit: int) -> Sequence[OutboxRecord]:
+        """Lock up to `limit` unpublished rows, oldest first, skipping rows others hold."""
+        ...
+
+    async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None: ...
+
+    async def record_attempt(self, event_ids: Sequence[str]) -> None: ...
+
+    async def backlog(self, now: datetime) -> tuple[int, float]:
+        """(number of unpublished events, age in seconds of the oldest one)."""
+        ...
+
+
+class ProcessedEvents(Protocol):
+    """Consumer-side dedup: (event id, consumer) is recorded once."""
+
+    async def mark_processed(self, event_id: str, consumer: str) -> bool:
+        """True the first time for this pair, False if it was already processed."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Nothing is stored unless `commit()` is awaited inside the block."""
+
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def refresh_tokens(self) -> RefreshTokenRepository: ...
+
+    @property
+    def products(self) -> ProductRepository: ...
+
+    @property
+    def orders(self) -> OrderRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+
+    @property
+    def outbox(self) -> OutboxRepository: ...
+
+    @property
+    def processed_events(self) -> ProcessedEvents: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...

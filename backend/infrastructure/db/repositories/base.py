@@ -1,0 +1,23 @@
+"""What every SQL repository shares: the connection of its unit of work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+class SqlRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    @property
+    def dialect(self) -> str:
+        return self._conn.dialect.name
+
+    def insert_ignoring_conflicts(self, table: Table, index_elements: list[str]) -> Any:
+        """`INSERT ... ON CONFLICT DO NOTHING` on either database."""
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        return dialect_insert(table).on_conflict_do_nothing(index_elements=index_elements)

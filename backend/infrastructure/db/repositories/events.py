@@ -1,0 +1,96 @@
+"""Outbox and consumer-dedup repositories."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from backend.domain.events import DomainEvent, OutboxRecord
+from backend.infrastructure.db.repositories.base import SqlRepository
+from backend.infrastructure.db.tables import outbox_events, processed_events
+
+
+class SqlOutboxRepository(SqlRepository):
+    def __init__(self, connection: Any) -> None:
+        super().__init__(connection)
+        self.added: list[DomainEvent] = []
+
+    async def add(self, event: DomainEvent) -> None:
+        await self._conn.execute(
+            insert(outbox_events).values(
+                id=event.id,
+                type=event.type,
+                aggregate_type=event.aggregate_type,
+                aggregate_id=event.aggregate_id,
+                payload=event.payload,
+                created_at=event.occurred_at,
+                attempts=0,
+            )
+        )
+        self.added.append(event)
+
+    async def claim_unpublished(self, limit: int) -> Sequence[OutboxRecord]:
+        query = (
+            select(outbox_events)
+            .where(outbox_events.c.published_at.is_(None))
+            .order_by(outbox_events.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = (await self._conn.execute(query)).mappings().all()
+        return [
+            OutboxRecord(
+                event=DomainEvent(
+                    id=row["id"],
+                    type=row["type"],
+                    aggregate_type=row["aggregate_type"],
+                    aggregate_id=row["aggregate_id"],
+                    payload=row["payload"],
+                    occurred_at=row["created_at"],
+                ),
+                attempts=row["attempts"],
+                published_at=row["published_at"],
+            )
+            for row in rows
+        ]
+
+    async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
+        if event_ids:
+            await self._conn.execute(
+                update(outbox_events)
+                .where(outbox_events.c.id.in_(list(event_ids)))
+                .values(published_at=at)
+            )
+
+    async def record_attempt(self, event_ids: Sequence[str]) -> None:
+        if event_ids:
+            await self._conn.execute(
+                update(outbox_events)
+                .where(outbox_events.c.id.in_(list(event_ids)))
+                .values(attempts=outbox_events.c.attempts + 1)
+            )
+
+    async def backlog(self, now: datetime) -> tuple[int, float]:
+        row = (
+            await self._conn.execute(
+                select(func.count(), func.min(outbox_events.c.created_at)).where(
+                    outbox_events.c.published_at.is_(None)
+                )
+            )
+        ).one()
+        count, oldest = row[0], row[1]
+        if oldest is None:
+            return 0, 0.0
+        return int(count), max(0.0, (now - oldest).total_seconds())
+
+
+class SqlProcessedEvents(SqlRepository):
+    async def mark_processed(self, event_id: str, consumer: str) -> bool:
+        statement = self.insert_ignoring_conflicts(
+            processed_events, ["event_id", "consumer"]
+        ).values(event_id=event_id, consumer=consumer, processed_at=datetime.now(UTC))
+        result = await self._conn.execute(statement)
+        return bool(result.rowcount)

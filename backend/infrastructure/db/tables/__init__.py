@@ -1,0 +1,6 @@
+"""All tables on one MetaData. Each area keeps its tables in its own module."""
+
+from backend.infrastructure.db.tables.base import metadata
+from backend.infrastructure.db.tables.events import outbox_events, processed_events
+
+__all__ = ["metadata", "outbox_events", "processed_events"]

@@ -1,0 +1,34 @@
+"""The transactional outbox and the consumers' dedup record."""
+
+from sqlalchemy import Column, Index, Integer, PrimaryKeyConstraint, String, Table, text
+
+from backend.infrastructure.db.tables.base import metadata
+from backend.infrastructure.db.types import JSONDocument, StrUUID, UTCDateTime
+
+outbox_events = Table(
+    "outbox_events",
+    metadata,
+    Column("id", StrUUID, primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("aggregate_type", String(32), nullable=False),
+    Column("aggregate_id", String(64), nullable=False),
+    Column("payload", JSONDocument, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("published_at", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Index(
+        "ix_outbox_events_unpublished",
+        "created_at",
+        postgresql_where=text("published_at IS NULL"),
+        sqlite_where=text("published_at IS NULL"),
+    ),
+)
+
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("event_id", StrUUID, nullable=False),
+    Column("consumer", String(64), nullable=False),
+    Column("processed_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("event_id", "consumer"),
+)

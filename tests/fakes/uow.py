@@ -1,0 +1,55 @@
+"""A unit of work over in-memory repositories, with a `committed` flag.
+
+Repositories are shared across units of work of one factory (like one database);
+the outbox rows become visible on commit only. Area fakes keep their own state and
+are expected to be used inside one unit of work at a time.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Self
+
+from tests.fakes.events import FakeOutbox, FakeProcessedEvents
+
+
+class FakeUnitOfWork:
+    def __init__(self, store: FakeUnitOfWorkFactory) -> None:
+        self._store = store
+        self.committed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def __aenter__(self) -> Self:
+        self.committed = False
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.committed:
+            await self.rollback()
+
+    async def commit(self) -> None:
+        self.outbox._commit()
+        self.committed = True
+        self._store.commits += 1
+
+    async def rollback(self) -> None:
+        self.outbox.pending.clear()
+
+
+class FakeUnitOfWorkFactory:
+    """Holds the "database" of fakes; calling it opens a unit of work on it."""
+
+    def __init__(self) -> None:
+        self.outbox = FakeOutbox()
+        self.processed_events = FakeProcessedEvents()
+        self.commits = 0
+
+    def __call__(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self)

@@ -1,0 +1,113 @@
+"""The SQL unit of work against real databases: atomicity, the outbox, outages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from backend.domain.errors import DependencyUnavailable
+from backend.domain.events import DomainEvent
+from backend.infrastructure.db.engine import create_engine
+from backend.infrastructure.db.uow import SqlUnitOfWork
+
+
+def event(n: int = 0) -> DomainEvent:
+    return DomainEvent(
+        type="order.created", aggregate_type="order", aggregate_id=f"o{n}", payload={"n": n}
+    )
+
+
+async def test_nothing_is_stored_without_commit(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        async with SqlUnitOfWork(engine) as uow:
+            await uow.outbox.add(event())
+        async with SqlUnitOfWork(engine) as uow:
+            assert await uow.outbox.backlog(datetime.now(UTC)) == (0, 0.0)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failure_after_the_outbox_write_rolls_it_back(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        with pytest.raises(RuntimeError):
+            async with SqlUnitOfWork(engine) as uow:
+                await uow.outbox.add(event())
+                raise RuntimeError("boom")
+        async with SqlUnitOfWork(engine) as uow:
+            count, _ = await uow.outbox.backlog(datetime.now(UTC))
+        assert count == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_commit_stores_events_and_runs_the_after_commit_hook(database_url: str) -> None:
+    engine = create_engine(database_url)
+    seen: list[list[str]] = []
+
+    async def hook(events):  # type: ignore[no-untyped-def]
+        seen.append([e.id for e in events])
+
+    try:
+        first, second = event(1), event(2)
+        async with SqlUnitOfWork(engine, after_commit=hook) as uow:
+            await uow.outbox.add(first)
+            await uow.outbox.add(second)
+            await uow.commit()
+        assert seen == [[first.id, second.id]]
+        async with SqlUnitOfWork(engine) as uow:
+            claimed = await uow.outbox.claim_unpublished(10)
+            assert [r.event.id for r in claimed] == [first.id, second.id]
+            assert claimed[0].event.payload == {"n": 1}
+            assert claimed[0].event.occurred_at.tzinfo is not None
+            await uow.outbox.record_attempt([first.id])
+            await uow.outbox.mark_published([first.id], datetime.now(UTC))
+            await uow.commit()
+        async with SqlUnitOfWork(engine) as uow:
+            count, age = await uow.outbox.backlog(datetime.now(UTC))
+            assert count == 1
+            assert age >= 0
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failing_hook_never_undoes_the_commit(database_url: str) -> None:
+    engine = create_engine(database_url)
+
+    async def broken(events):  # type: ignore[no-untyped-def]
+        raise ConnectionError("broker down")
+
+    try:
+        async with SqlUnitOfWork(engine, after_commit=broken) as uow:
+            await uow.outbox.add(event())
+            await uow.commit()
+        async with SqlUnitOfWork(engine) as uow:
+            assert (await uow.outbox.backlog(datetime.now(UTC)))[0] == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_processed_events_are_recorded_once_per_consumer(database_url: str) -> None:
+    engine = create_engine(database_url)
+    e = event()
+    try:
+        async with SqlUnitOfWork(engine) as uow:
+            assert await uow.processed_events.mark_processed(e.id, "email") is True
+            assert await uow.processed_events.mark_processed(e.id, "email") is False
+            assert await uow.processed_events.mark_processed(e.id, "webhook") is True
+            await uow.commit()
+    finally:
+        await engine.dispose()
+
+
+async def test_unreachable_database_is_dependency_unavailable() -> None:
+    engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/x", connect_timeout=1)
+    try:
+        with pytest.raises(DependencyUnavailable) as info:
+            async with SqlUnitOfWork(engine):
+                pass
+        assert info.value.dependency == "database"
+    finally:
+        await engine.dispose()

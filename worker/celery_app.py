@@ -1,0 +1,42 @@
+"""The Celery application of the worker and Beat (`celery -A worker.celery_app ...`).
+
+Building it touches no network: the broker is contacted when the worker starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from celery.signals import setup_logging, task_postrun, task_prerun
+
+from backend.bootstrap import create_celery
+from backend.core.config import get_settings
+from backend.core.logging import configure_logging
+from worker.schedule import beat_schedule
+
+settings = get_settings()
+app = create_celery(settings)
+app.conf.beat_schedule = beat_schedule(settings)
+app.conf.include = ["worker.tasks"]
+
+
+@setup_logging.connect
+def _configure_logging(**_: Any) -> None:
+    configure_logging(settings.log_level, settings.effective_log_format)
+
+
+@task_prerun.connect
+def _bind_task_context(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+    request_id = getattr(task.request, "request_id", None) if task is not None else None
+    if request_id is None and task is not None:
+        request_id = (task.request.headers or {}).get("request_id")
+    structlog.contextvars.bind_contextvars(
+        task_id=task_id, task=getattr(task, "name", None), request_id=request_id
+    )
+
+
+@task_postrun.connect
+def _clear_task_context(**_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
