@@ -6,7 +6,7 @@ worker processes (PROMETHEUS_MULTIPROC_DIR).
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter
 
 # --- foundation -------------------------------------------------------------
 DEPENDENCY_ERRORS = Counter(
