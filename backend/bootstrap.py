@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -19,12 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from backend.core.config import Settings
 from backend.core.logging import get_logger
 from backend.domain.clock import SystemClock
+from backend.domain.errors import DomainError
 from backend.domain.events import DomainEvent
 from backend.domain.ports import Clock
 from backend.infrastructure import health
 from backend.infrastructure.db.engine import create_engine
 from backend.infrastructure.db.uow import SqlUnitOfWork
 from backend.infrastructure.messaging.celery import CeleryTaskPublisher, make_celery
+from backend.infrastructure.security import build_login_attempts
+from backend.infrastructure.security.passwords import BcryptHasher
+from backend.infrastructure.security.tokens import JoseTokenIssuer
+from backend.services.auth import AuthPolicy, AuthService
+from backend.services.users import UserService
 
 log = get_logger(__name__)
 
@@ -61,6 +68,52 @@ class Container:
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, after_commit=self._kick_relay)
 
+    # --- identity ---------------------------------------------------------------------
+    @cached_property
+    def tokens(self) -> JoseTokenIssuer:
+        """Issues and verifies access tokens: `container.tokens.decode_access(token)`."""
+        return JoseTokenIssuer(
+            self.settings.jwt_secret, self.settings.access_token_ttl_seconds, self.clock
+        )
+
+    @cached_property
+    def passwords(self) -> BcryptHasher:
+        return BcryptHasher(self.settings.bcrypt_rounds)
+
+    @cached_property
+    def login_attempts(self) -> Any:
+        return build_login_attempts(self.settings, self.redis)
+
+    def auth_service(self) -> AuthService:
+        return AuthService(
+            self.uow,
+            self.passwords,
+            self.tokens,
+            self.login_attempts,
+            self.clock,
+            AuthPolicy(refresh_ttl_seconds=self.settings.refresh_token_ttl_seconds),
+        )
+
+    def user_service(self) -> UserService:
+        return UserService(self.uow, self.clock)
+
+    async def start_identity(self) -> None:
+        """API start-up: warm the dummy hash in the background, then the first admin from
+        FIRST_ADMIN_EMAIL/FIRST_ADMIN_PASSWORD (idempotent; never fatal to start-up)."""
+        self.spawn(self.passwords.warm_up(), name="bcrypt-warm-up")
+        email, password = self.settings.first_admin_email, self.settings.first_admin_password
+        if not email or password is None:
+            return
+        try:
+            result = await self.auth_service().ensure_first_admin(
+                email, password.get_secret_value()
+            )
+        except DomainError as error:  # e.g. database down, or a password the policy refuses
+            log.error("first_admin_failed", error=error.detail)
+            return
+        log_method = log.error if result.outcome == "refused" else log.info
+        log_method("first_admin", outcome=result.outcome, user_id=result.user.id)
+
     async def _kick_relay(self, events: Sequence[DomainEvent]) -> None:
         """Best effort: ask a worker to relay the outbox now; Beat's poll is the safety net."""
         await self.tasks.publish(RELAY_OUTBOX_TASK)
@@ -86,6 +139,8 @@ class Container:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.http.aclose()
+        if "passwords" in self.__dict__:
+            self.passwords.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

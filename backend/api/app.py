@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = await build_container(settings)
         app.state.container = container
+        await container.start_identity()
         log.info(
             "api_started", environment=settings.environment, database=container.engine.dialect.name
         )

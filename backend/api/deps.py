@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
 
 from backend.bootstrap import Container
 from backend.core.config import Settings
+from backend.domain.errors import NotAuthenticated, PermissionDenied
 from backend.domain.ports import UnitOfWork
+from backend.domain.users import User
 
 
 def get_container(request: Request) -> Container:
@@ -27,3 +31,46 @@ def get_uow(container: Annotated[Container, Depends(get_container)]) -> UnitOfWo
 ContainerDep = Annotated[Container, Depends(get_container)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 UoW = Annotated[UnitOfWork, Depends(get_uow)]
+
+
+# --- identity: who is calling ------------------------------------------------------------
+# auto_error=False: a missing token is our own 401 problem (or None for optional routes).
+bearer_token = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+async def optional_user(
+    request: Request,
+    container: ContainerDep,
+    token: Annotated[str | None, Depends(bearer_token)],
+) -> User | None:
+    """The caller, or None without credentials. A token that is sent but not valid is a 401."""
+    if token is None:
+        return None
+    user = await container.auth_service().user_for_access_token(token)
+    # The access log line (RequestContextMiddleware) reads the user id from the scope state.
+    request.scope.setdefault("state", {})["user_id"] = user.id
+    structlog.contextvars.bind_contextvars(user_id=user.id)
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+
+
+async def current_user(user: OptionalUser) -> User:
+    if user is None:
+        raise NotAuthenticated(
+            "This route needs an access token: send `Authorization: Bearer <token>`."
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def admin_user(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise PermissionDenied("Only administrators may do this.")
+    return user
+
+
+AdminUser = Annotated[User, Depends(admin_user)]

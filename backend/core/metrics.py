@@ -12,3 +12,10 @@ from prometheus_client import Counter
 DEPENDENCY_ERRORS = Counter(
     "dependency_errors_total", "Failures reaching a backing service", ["dependency"]
 )
+
+# --- identity ---------------------------------------------------------------
+AUTH_EVENTS = Counter(
+    "auth_events_total",
+    "Authentication events by outcome (login, token, refresh, logout, register, password)",
+    ["event", "outcome"],
+)

@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from tests.fakes.events import FakeOutbox, FakeProcessedEvents
+from tests.fakes.orders import FakeIdempotencyRepository, FakeOrderRepository
 
 
 class FakeUnitOfWork:
@@ -23,7 +24,13 @@ class FakeUnitOfWork:
 
     async def __aenter__(self) -> Self:
         self.committed = False
+        for repo in self._transactional():
+            repo._begin()
         return self
+
+    def _transactional(self) -> list[Any]:
+        """Fakes that snapshot on begin and restore on rollback (`_begin/_commit/_rollback`)."""
+        return [r for r in vars(self._store).values() if hasattr(r, "_rollback")]
 
     async def __aexit__(
         self,
@@ -36,11 +43,15 @@ class FakeUnitOfWork:
 
     async def commit(self) -> None:
         self.outbox._commit()
+        for repo in self._transactional():
+            repo._commit()
         self.committed = True
         self._store.commits += 1
 
     async def rollback(self) -> None:
         self.outbox.pending.clear()
+        for repo in self._transactional():
+            repo._rollback()
 
 
 class FakeUnitOfWorkFactory:
@@ -49,6 +60,8 @@ class FakeUnitOfWorkFactory:
     def __init__(self) -> None:
         self.outbox = FakeOutbox()
         self.processed_events = FakeProcessedEvents()
+        self.orders = FakeOrderRepository()
+        self.idempotency = FakeIdempotencyRepository()
         self.commits = 0
 
     def __call__(self) -> FakeUnitOfWork:

@@ -2,7 +2,9 @@
 
 from fastapi import APIRouter
 
-from backend.api.v1 import probes
+from backend.api.v1 import auth, probes, users
 
 api_router = APIRouter()
 api_router.include_router(probes.router)
+api_router.include_router(auth.router)
+api_router.include_router(users.router)

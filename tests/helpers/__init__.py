@@ -1,0 +1,1 @@
+"""Helpers other test modules import (e.g. `from tests.helpers.auth import auth_headers`)."""
