@@ -19,3 +19,15 @@ AUTH_EVENTS = Counter(
     "Authentication events by outcome (login, token, refresh, logout, register, password)",
     ["event", "outcome"],
 )
+
+# --- catalogue: tiered cache ------------------------------------------------
+CACHE_REQUESTS = Counter(
+    "cache_requests_total",
+    "Cache lookups by namespace, tier (l1, l2) and result (hit, miss, error)",
+    ["namespace", "tier", "result"],
+)
+CACHE_REDIS_ERRORS = Counter(
+    "cache_redis_errors_total",
+    "Redis failures the cache degraded around (served from L1 or the database)",
+    ["operation"],
+)

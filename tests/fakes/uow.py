@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Self
 
+from tests.fakes.catalog import FakeProductRepository
 from tests.fakes.events import FakeOutbox, FakeProcessedEvents
 from tests.fakes.orders import FakeIdempotencyRepository, FakeOrderRepository
 
@@ -62,6 +63,7 @@ class FakeUnitOfWorkFactory:
         self.processed_events = FakeProcessedEvents()
         self.orders = FakeOrderRepository()
         self.idempotency = FakeIdempotencyRepository()
+        self.products = FakeProductRepository()
         self.commits = 0
 
     def __call__(self) -> FakeUnitOfWork:
