@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from backend.domain import workflow
-from backend.domain.catalog import Product
+from backend.domain.catalog import Cache, Product
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied, StaleVersion
 from backend.domain.events import ORDER_CREATED, ORDER_STATUS_CHANGED, DomainEvent
 from backend.domain.orders import (
@@ -43,6 +43,7 @@ from backend.domain.orders import (
 from backend.domain.ports import Clock, UnitOfWork
 from backend.domain.users import User
 from backend.domain.workflow import Actor
+from backend.services.catalog import products_changed
 
 CAS_ATTEMPTS = 3
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -95,6 +96,7 @@ async def place_order(
     *,
     clock: Clock,
     idempotency: Idempotency | None = None,
+    cache: Cache | None = None,
 ) -> Placement:
     """Reserve stock for every line and write the order, all in one transaction."""
     check_command(command)
@@ -113,6 +115,7 @@ async def place_order(
             response = idempotency.render(order)
             await uow.idempotency.complete(command.user_id, idempotency.key, response)
         await uow.commit()
+    await _stock_changed(cache, order)
     return Placement(order=order, response=response)
 
 
@@ -248,6 +251,18 @@ def changed_payload(
         "version": after.version,
         "at": after.updated_at.isoformat(),
     }
+
+
+async def _stock_changed(cache: Cache | None, order: Order) -> None:
+    """Cached product reads show stock: drop them once a reservation or release committed."""
+    if cache is not None:
+        await products_changed(cache, sorted({line.product_id for line in order.lines}))
+
+
+async def _released(cache: Cache | None, before: Order, after: Order) -> None:
+    edge = workflow.transition_for(before.status, after.status)
+    if edge is not None and edge.releases_stock:
+        await _stock_changed(cache, after)
 
 
 # --------------------------------------------------------------------------- reads
@@ -394,6 +409,7 @@ async def transition_order(
     actor: Actor = Actor.SYSTEM,
     actor_id: str | None = None,
     reason: str | None = None,
+    cache: Cache | None = None,
 ) -> Order:
     """One transition in its own unit of work (what the workers call for auto-approve,
     start processing and complete)."""
@@ -405,6 +421,7 @@ async def transition_order(
             uow, order, target, actor=actor, actor_id=actor_id, reason=reason, now=clock.now()
         )
         await uow.commit()
+    await _released(cache, order, after)
     return after
 
 
@@ -416,6 +433,7 @@ async def _act(
     *,
     clock: Clock,
     reason: str | None = None,
+    cache: Cache | None = None,
 ) -> Order:
     async with uow:
         order = await _visible(uow, order_id, requester)
@@ -429,13 +447,22 @@ async def _act(
             now=clock.now(),
         )
         await uow.commit()
+    await _released(cache, order, after)
     return after
 
 
 async def cancel_order(
-    uow: UnitOfWork, order_id: str, requester: User, *, clock: Clock, reason: str | None = None
+    uow: UnitOfWork,
+    order_id: str,
+    requester: User,
+    *,
+    clock: Clock,
+    reason: str | None = None,
+    cache: Cache | None = None,
 ) -> Order:
-    return await _act(uow, order_id, requester, OrderStatus.CANCELLED, clock=clock, reason=reason)
+    return await _act(
+        uow, order_id, requester, OrderStatus.CANCELLED, clock=clock, reason=reason, cache=cache
+    )
 
 
 async def approve_order(uow: UnitOfWork, order_id: str, requester: User, *, clock: Clock) -> Order:
@@ -443,9 +470,17 @@ async def approve_order(uow: UnitOfWork, order_id: str, requester: User, *, cloc
 
 
 async def reject_order(
-    uow: UnitOfWork, order_id: str, requester: User, *, clock: Clock, reason: str
+    uow: UnitOfWork,
+    order_id: str,
+    requester: User,
+    *,
+    clock: Clock,
+    reason: str,
+    cache: Cache | None = None,
 ) -> Order:
-    return await _act(uow, order_id, requester, OrderStatus.REJECTED, clock=clock, reason=reason)
+    return await _act(
+        uow, order_id, requester, OrderStatus.REJECTED, clock=clock, reason=reason, cache=cache
+    )
 
 
 async def request_validation(uow: UnitOfWork, order_id: str, requester: User) -> Order:
@@ -461,7 +496,12 @@ async def request_validation(uow: UnitOfWork, order_id: str, requester: User) ->
 
 # --------------------------------------------------------------------------- validation
 async def validate_order(
-    uow: UnitOfWork, order_id: str, *, clock: Clock, max_total: Decimal
+    uow: UnitOfWork,
+    order_id: str,
+    *,
+    clock: Clock,
+    max_total: Decimal,
+    cache: Cache | None = None,
 ) -> Order | None:
     """PRODUCT.md's rules. Pass: validated; fail: rejected with the reason, stock released.
     An order that is no longer pending (or absent) is left alone: running twice is a no-op."""
@@ -469,7 +509,7 @@ async def validate_order(
         order = await uow.orders.get(order_id)
         if order is None or order.status is not OrderStatus.PENDING:
             return order
-        reason = await _validation_failure(uow, order, max_total)
+        reason = await validation_failure(uow, order, max_total)
         target = OrderStatus.VALIDATED if reason is None else OrderStatus.REJECTED
         try:
             after = await apply_transition(
@@ -478,10 +518,12 @@ async def validate_order(
         except IllegalTransition:  # cancelled meanwhile: nothing to validate
             return await uow.orders.get(order_id)
         await uow.commit()
+    await _released(cache, order, after)
     return after
 
 
-async def _validation_failure(uow: UnitOfWork, order: Order, max_total: Decimal) -> str | None:
+async def validation_failure(uow: UnitOfWork, order: Order, max_total: Decimal) -> str | None:
+    """Why the order fails PRODUCT.md's validation rules, or None when it passes."""
     ids = sorted({line.product_id for line in order.lines})
     products = await uow.products.get_many(ids)
     inactive = [pid for pid in ids if pid not in products or not products[pid].is_active]
@@ -492,3 +534,6 @@ async def _validation_failure(uow: UnitOfWork, order: Order, max_total: Decimal)
     if order.total > max_total:
         return f"Total {order.total} is above the maximum order total of {max_total}."
     return None
+
+
+_validation_failure = validation_failure  # the name the workers' first draft imported

@@ -3,6 +3,12 @@
 from backend.infrastructure.db.tables.base import metadata
 from backend.infrastructure.db.tables.catalog import products, stock_adjustments
 from backend.infrastructure.db.tables.events import outbox_events, processed_events
+from backend.infrastructure.db.tables.orders import (
+    idempotency_keys,
+    order_lines,
+    order_status_history,
+    orders,
+)
 from backend.infrastructure.db.tables.users import refresh_tokens, users
 
 __all__ = [
