@@ -12,7 +12,11 @@ from backend.infrastructure.db.tables.orders import (
 from backend.infrastructure.db.tables.users import refresh_tokens, users
 
 __all__ = [
+    "idempotency_keys",
     "metadata",
+    "order_lines",
+    "order_status_history",
+    "orders",
     "outbox_events",
     "processed_events",
     "products",
