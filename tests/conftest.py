@@ -119,11 +119,24 @@ def settings_for(tmp_path: Path) -> Any:
     return build
 
 
+def _state_per_request(app: Any) -> Any:
+    """Give each request its own copy of the lifespan state, as uvicorn does: asgi-lifespan
+    hands every request the SAME dict, so concurrent requests would share request ids and
+    user ids (scope["state"])."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan" and "state" in scope:
+            scope = {**scope, "state": dict(scope["state"])}
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 async def _client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     from backend.api.app import create_app
 
     app = create_app(settings)
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(_state_per_request(app)) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.7", 51234))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             client.app = app  # type: ignore[attr-defined]

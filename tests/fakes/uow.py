@@ -13,6 +13,7 @@ from typing import Any, Self
 from tests.fakes.catalog import FakeProductRepository
 from tests.fakes.events import FakeOutbox, FakeProcessedEvents
 from tests.fakes.orders import FakeIdempotencyRepository, FakeOrderRepository
+from tests.fakes.users import FakeRefreshTokenRepository, FakeUserRepository
 
 
 class FakeUnitOfWork:
@@ -63,6 +64,8 @@ class FakeUnitOfWorkFactory:
         self.processed_events = FakeProcessedEvents()
         self.orders = FakeOrderRepository()
         self.idempotency = FakeIdempotencyRepository()
+        self.users = FakeUserRepository()
+        self.refresh_tokens = FakeRefreshTokenRepository()
         self.products = FakeProductRepository()
         self.commits = 0
 

@@ -66,3 +66,54 @@ async def login(
     client: httpx.AsyncClient, email: str, password: str = DEFAULT_PASSWORD
 ) -> httpx.Response:
     return await client.post("/api/v1/auth/login", json={"email": email, "password": password})
+
+
+# --------------------------------------------------------------------------- forged tokens
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forge_token(
+    secret: str,
+    *,
+    sub: str | None = None,
+    algorithm: str = "HS256",
+    drop: tuple[str, ...] = (),
+    ttl: int = 900,
+    iat_offset: int = 0,
+    **claims: Any,
+) -> str:
+    """A JWT built by hand (`algorithm="none"` gives an unsigned token), for negative tests."""
+    import json
+    import time
+
+    from jose import jwt
+
+    now = int(time.time()) + iat_offset
+    body: dict[str, Any] = {
+        "sub": sub or str(uuid.uuid4()),
+        "iat": now,
+        "exp": now + ttl,
+        "jti": uuid.uuid4().hex,
+        "type": "access",
+        **claims,
+    }
+    for name in drop:
+        body.pop(name, None)
+    if algorithm == "none":
+        header = _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+        return f"{header}.{_b64(json.dumps(body).encode())}."
+    return str(jwt.encode(body, secret, algorithm=algorithm))
+
+
+def tamper(token: str) -> str:
+    """Change one claim of a signed token and keep its signature."""
+    import base64
+    import json
+
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sub"] = str(uuid.uuid4())
+    return f"{header}.{_b64(json.dumps(claims).encode())}.{signature}"
