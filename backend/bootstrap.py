@@ -27,6 +27,8 @@ from backend.infrastructure import health
 from backend.infrastructure.db.engine import create_engine
 from backend.infrastructure.db.uow import SqlUnitOfWork
 from backend.infrastructure.messaging.celery import CeleryTaskPublisher, make_celery
+from backend.infrastructure.observability import metrics_exposition
+from backend.infrastructure.ratelimit import RateLimiter, build_rate_limiter
 from backend.infrastructure.security import build_login_attempts
 from backend.infrastructure.security.passwords import BcryptHasher
 from backend.infrastructure.security.tokens import JoseTokenIssuer
@@ -40,6 +42,11 @@ RELAY_OUTBOX_TASK = "orderflow.outbox.relay"
 
 def create_celery(settings: Settings) -> Celery:
     return make_celery(settings.broker_url, always_eager=settings.celery_task_always_eager)
+
+
+def render_metrics() -> tuple[bytes, str]:
+    """The /metrics payload: this process, or every worker process in multiprocess mode."""
+    return metrics_exposition()
 
 
 def create_redis(settings: Settings) -> Redis | None:
@@ -63,6 +70,7 @@ class Container:
     celery: Celery
     tasks: CeleryTaskPublisher
     clock: Clock = field(default_factory=SystemClock)
+    rate_limiter: RateLimiter | None = None  # None when RATE_LIMIT_ENABLED=false
     _background: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def uow(self) -> SqlUnitOfWork:
@@ -139,6 +147,8 @@ class Container:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.http.aclose()
+        if self.rate_limiter is not None:
+            await self.rate_limiter.aclose()
         if "passwords" in self.__dict__:
             self.passwords.close()
         if self.redis is not None:
@@ -157,11 +167,13 @@ async def build_container(settings: Settings, *, celery: Celery | None = None) -
     )
     celery_app = celery or create_celery(settings)
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
+    redis = create_redis(settings)
     return Container(
         settings=settings,
         engine=engine,
-        redis=create_redis(settings),
+        redis=redis,
         http=http,
         celery=celery_app,
         tasks=CeleryTaskPublisher(celery_app),
+        rate_limiter=build_rate_limiter(settings, redis),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from backend.core.config import get_settings
+from backend.core.config import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_SECONDS = 10
@@ -37,6 +38,54 @@ def _die_with_parent() -> None:
         pass
 
 
+def uvicorn_command(settings: Settings, log_config: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "backend.api.app:create_app",
+        "--factory",
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--workers",
+        str(settings.api_workers),
+        "--log-config",
+        str(log_config),
+        "--no-access-log",
+        # The client address is ours to resolve, from TRUSTED_PROXIES only (ADR 0011);
+        # uvicorn would otherwise believe X-Forwarded-For from any loopback peer.
+        "--no-proxy-headers",
+        "--timeout-graceful-shutdown",
+        "8",
+    ]
+
+
+def serve() -> None:
+    """The API alone (containers, and `run`'s API process): prepare, then exec uvicorn.
+
+    Every API process writes its metrics to PROMETHEUS_MULTIPROC_DIR (one worker or many, the
+    same code path); the directory is emptied here, before any worker starts (ADR 0012).
+    """
+    from backend.core.logging import logging_config
+    from backend.infrastructure.observability import MULTIPROC_ENV, prepare_multiproc_dir
+
+    settings = get_settings()
+    default_dir = Path(settings.celery_broker_dir) / "prometheus" / "api"
+    directory = prepare_multiproc_dir(
+        Path(settings.prometheus_multiproc_dir or default_dir).resolve()
+    )
+    os.environ[MULTIPROC_ENV] = str(directory)
+    # Not a *.db file: the metrics merge ignores it, and the directory is ours and writable.
+    log_config = directory / "uvicorn-logging.json"
+    log_config.write_text(
+        json.dumps(logging_config(settings.log_level, settings.effective_log_format))
+    )
+    command = uvicorn_command(settings, log_config)
+    os.execv(command[0], command)  # noqa: S606 (argv list, no shell)
+
+
 def _commands() -> dict[str, list[str]]:
     settings = get_settings()
     py = sys.executable
@@ -44,20 +93,7 @@ def _commands() -> dict[str, list[str]]:
     var = Path(settings.celery_broker_dir)
     var.mkdir(parents=True, exist_ok=True)
     return {
-        "api": [
-            py,
-            "-m",
-            "uvicorn",
-            "backend.api.app:create_app",
-            "--factory",
-            "--host",
-            settings.host,
-            "--port",
-            str(settings.port),
-            "--no-access-log",
-            "--timeout-graceful-shutdown",
-            "5",
-        ],
+        "api": [py, "-m", "backend", "serve"],
         "worker": [
             *celery,
             "worker",
@@ -126,12 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="migrate, then start the API, a Celery worker and Beat")
+    sub.add_parser("serve", help="start the API alone (uvicorn, API_WORKERS processes)")
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.add_argument("revision", nargs="?", default="head")
     args = parser.parse_args(argv)
     if args.command == "migrate":
         migrate(args.revision)
         return 0
+    if args.command == "serve":
+        serve()  # replaces this process with uvicorn
     if args.command == "run":
         migrate()
         return run()

@@ -11,7 +11,9 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from backend import __version__
 from backend.api.errors import install_error_handlers
+from backend.api.metrics import router as metrics_router
 from backend.api.middleware.body_limit import BodySizeLimitMiddleware
+from backend.api.middleware.ratelimit import RateLimitMiddleware
 from backend.api.middleware.request_context import RequestContextMiddleware
 from backend.api.middleware.security import SecurityHeadersMiddleware
 from backend.api.openapi import install_openapi
@@ -55,9 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(api_router, prefix=API_PREFIX)
-    Instrumentator(excluded_handlers=["/metrics"], should_group_untemplated=True).instrument(
-        app
-    ).expose(app, include_in_schema=False)
+    app.include_router(metrics_router)
+    # Rate limiting is the innermost middleware: its 429s are counted by the HTTP metrics and
+    # get the CORS, security and request-id headers of the middlewares around it (ADR 0011).
+    app.add_middleware(RateLimitMiddleware, trusted_proxies=settings.trusted_proxies)
+    Instrumentator(excluded_handlers=["/metrics"], should_group_untemplated=True).instrument(app)
 
     # Added last = outermost: the request id exists before anything else runs.
     if settings.cors_origins:

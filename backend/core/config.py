@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import secrets
 from decimal import Decimal
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 WEAK_SECRETS = {"changeme", "secret", "change-me", "dev", "development", "please-change-me"}
 MIN_SECRET_BYTES = 32
@@ -47,8 +49,12 @@ class Settings(BaseSettings):
     rate_limit_authenticated: str = "600/minute"
     rate_limit_login: str = "5/minute"
     rate_limit_register: str = "10/hour"
-    trusted_proxies: list[str] = Field(default_factory=list)
-    cors_origins: list[str] = Field(default_factory=list)
+    # After a storage (Redis) failure, requests pass unchecked for this long before retrying.
+    rate_limit_storage_retry_seconds: float = Field(default=1.0, ge=0)
+    rate_limit_error_log_interval: float = Field(default=60.0, gt=0)
+    # NoDecode: the environment gives a comma-separated list, not JSON (see _split_csv).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)  # IPs/CIDRs
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_048_576, ge=1)
 
     currency: str = "EUR"
@@ -82,6 +88,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["console", "json"] | None = None
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
+    api_workers: int = Field(default=1, ge=1)  # uvicorn processes of `python -m backend serve`
+    prometheus_multiproc_dir: str | None = None  # default for serve: ./var/prometheus/api
     readiness_timeout: float = Field(default=2.0, gt=0)
     problem_type_base: str = "https://orderflow.dev/problems/"
 
@@ -91,8 +99,31 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             stripped = value.strip()
             if stripped.startswith("["):
-                return value  # JSON list, parsed by pydantic
+                return json.loads(stripped)  # a JSON list is accepted too
             return [item.strip() for item in stripped.split(",") if item.strip()]
+        return value
+
+    @field_validator(
+        "rate_limit_default", "rate_limit_authenticated", "rate_limit_login", "rate_limit_register"
+    )
+    @classmethod
+    def _limits_notation(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not a rate limit like '100/minute'") from error
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as error:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR") from error
         return value
 
     @field_validator("redis_url", "celery_broker_url", "smtp_host", mode="before")

@@ -51,7 +51,8 @@ def _shared_processors() -> list[Any]:
     ]
 
 
-def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
+def build_formatter(fmt: str = "console") -> logging.Formatter:
+    """The one formatter of every handler; named by `logging_config` so that dict is plain data."""
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -61,34 +62,39 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     if fmt == "json":
         final.append(structlog.processors.format_exc_info)
     final.append(renderer)
-    shared = _shared_processors()
+    return structlog.stdlib.ProcessorFormatter(
+        processors=final, foreign_pre_chain=_shared_processors()
+    )
+
+
+def logging_config(level: str = "INFO", fmt: str = "console") -> dict[str, Any]:
+    """A `logging.config.dictConfig` dict, JSON-serialisable: `python -m backend serve` hands it
+    to uvicorn (`--log-config`) so that even uvicorn's start-up lines share our format."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"structlog": {"()": f"{__name__}.build_formatter", "fmt": fmt}},
+        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "structlog"}},
+        "root": {"handlers": ["default"], "level": level.upper()},
+        "loggers": {
+            # uvicorn's own handlers (plain text) are dropped: its lines go through ours.
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"level": level.upper()},
+            # uvicorn's own access log is replaced by our request log line.
+            "uvicorn.access": {"handlers": [], "propagate": False},
+            "sqlalchemy.engine": {"level": "WARNING"},
+        },
+    }
+
+
+def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {
-                "structlog": {
-                    "()": structlog.stdlib.ProcessorFormatter,
-                    "processors": final,
-                    "foreign_pre_chain": shared,
-                }
-            },
-            "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "structlog"}},
-            "root": {"handlers": ["default"], "level": level.upper()},
-            "loggers": {
-                # uvicorn's own access log is replaced by our request log line.
-                "uvicorn.access": {"handlers": [], "propagate": False},
-                "uvicorn.error": {"level": level.upper()},
-                "sqlalchemy.engine": {"level": "WARNING"},
-            },
-        }
-    )
+    logging.config.dictConfig(logging_config(level, fmt))
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -20,6 +20,15 @@ AUTH_EVENTS = Counter(
     ["event", "outcome"],
 )
 
+# --- rate limiting ----------------------------------------------------------
+RATE_LIMITED_REQUESTS = Counter(
+    "rate_limited_requests", "Requests refused with 429, by the policy that refused", ["policy"]
+)
+RATE_LIMIT_STORAGE_ERRORS = Counter(
+    "rate_limit_storage_errors",
+    "Requests let through unchecked because the rate-limit storage (Redis) failed",
+)
+
 # --- catalogue: tiered cache ------------------------------------------------
 CACHE_REQUESTS = Counter(
     "cache_requests_total",
