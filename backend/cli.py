@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from backend.core.config import Settings, get_settings
 
@@ -158,6 +159,51 @@ def _stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
     print("orderflow: stopped", file=sys.stderr, flush=True)
 
 
+def _read_password(stream: TextIO) -> str:
+    """From a prompt (typed twice) on a terminal, else the first line of stdin. Never a flag:
+    flags end up in shell history and in `ps` output."""
+    if stream.isatty():
+        import getpass
+
+        password = getpass.getpass("Password for the admin: ")
+        if getpass.getpass("Repeat it: ") != password:
+            raise SystemExit("orderflow: the passwords differ; nothing changed")
+        return password
+    return stream.readline().rstrip("\r\n")
+
+
+def create_admin(email: str, stream: TextIO = sys.stdin) -> int:
+    """Create an admin, or promote, re-activate and re-password an existing account."""
+    import asyncio
+
+    from pydantic import EmailStr, TypeAdapter, ValidationError
+
+    from backend.bootstrap import build_container
+    from backend.domain.errors import DomainError, ErrorKind
+
+    try:
+        email = TypeAdapter(EmailStr).validate_python(email)
+    except ValidationError:
+        print(f"orderflow: not a valid email address: {email!r}", file=sys.stderr)
+        return 2
+    password = _read_password(stream)
+
+    async def provision() -> str:
+        container = await build_container(get_settings())
+        try:
+            result = await container.auth_service().create_admin(email, password)
+        finally:
+            await container.aclose()
+        return f"admin {result.user.email} {result.outcome} (id {result.user.id})"
+
+    try:
+        print(f"orderflow: {asyncio.run(provision())}")
+    except DomainError as error:  # a refused password, or an unreachable/unmigrated database
+        print(f"orderflow: {error.detail}", file=sys.stderr)
+        return 2 if error.kind is ErrorKind.INVALID else 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,7 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="start the API alone (uvicorn, API_WORKERS processes)")
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.add_argument("revision", nargs="?", default="head")
+    admin = sub.add_parser(
+        "create-admin",
+        help="create (or promote) an administrator; the password is prompted, or read from stdin",
+    )
+    admin.add_argument("--email", required=True)
     args = parser.parse_args(argv)
+    if args.command == "create-admin":
+        return create_admin(args.email)
     if args.command == "migrate":
         migrate(args.revision)
         return 0
