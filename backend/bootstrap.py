@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -19,20 +20,30 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.core.config import Settings
 from backend.core.logging import get_logger
+from backend.core.metrics import observe_order_events
 from backend.domain.clock import SystemClock
 from backend.domain.errors import DomainError
 from backend.domain.events import DomainEvent
 from backend.domain.ports import Clock
 from backend.infrastructure import health
+from backend.infrastructure.cache import TieredCache, build_cache
 from backend.infrastructure.db.engine import create_engine
 from backend.infrastructure.db.uow import SqlUnitOfWork
-from backend.infrastructure.messaging.celery import CeleryTaskPublisher, make_celery
+from backend.infrastructure.messaging.celery import (
+    CeleryEventPublisher,
+    CeleryTaskPublisher,
+    make_celery,
+)
 from backend.infrastructure.observability import metrics_exposition
 from backend.infrastructure.ratelimit import RateLimiter, build_rate_limiter
 from backend.infrastructure.security import build_login_attempts
 from backend.infrastructure.security.passwords import BcryptHasher
 from backend.infrastructure.security.tokens import JoseTokenIssuer
 from backend.services.auth import AuthPolicy, AuthService
+from backend.services.catalog import CatalogService
+from backend.services.events import EventConsumer
+from backend.services.outbox import RelayPolicy
+from backend.services.progression import OrderValidationConsumer, WorkflowPolicy
 from backend.services.users import UserService
 
 log = get_logger(__name__)
@@ -41,7 +52,11 @@ RELAY_OUTBOX_TASK = "orderflow.outbox.relay"
 
 
 def create_celery(settings: Settings) -> Celery:
-    return make_celery(settings.broker_url, always_eager=settings.celery_task_always_eager)
+    return make_celery(
+        settings.broker_url,
+        always_eager=settings.celery_task_always_eager,
+        key_prefix=settings.redis_key_prefix,
+    )
 
 
 def render_metrics() -> tuple[bytes, str]:
@@ -75,6 +90,17 @@ class Container:
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, after_commit=self._kick_relay)
+
+    # --- catalogue --------------------------------------------------------------------
+    @cached_property
+    def cache(self) -> TieredCache:
+        """The tiered read cache: L1 + Redis L2 in full mode, L1 only in embedded mode.
+        Its invalidation listener runs as a background task (`cache.listen()`)."""
+        return build_cache(self.settings)
+
+    @cached_property
+    def catalog(self) -> CatalogService:
+        return CatalogService(self.uow, self.cache, self.clock, currency=self.settings.currency)
 
     # --- identity ---------------------------------------------------------------------
     @cached_property
@@ -123,8 +149,45 @@ class Container:
         log_method("first_admin", outcome=result.outcome, user_id=result.user.id)
 
     async def _kick_relay(self, events: Sequence[DomainEvent]) -> None:
-        """Best effort: ask a worker to relay the outbox now; Beat's poll is the safety net."""
-        await self.tasks.publish(RELAY_OUTBOX_TASK)
+        """Best effort: ask a worker to relay the outbox now; Beat's poll is the safety net.
+        One quick reconnect at most (a request never waits on a dead broker), and a kick
+        older than the poll interval is dropped: the poll has covered it by then."""
+        observe_order_events(events)  # business metrics count committed changes only
+        await self.tasks.publish(
+            RELAY_OUTBOX_TASK,
+            expires=self.settings.outbox_poll_interval,
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.1},
+        )
+
+    # --- workers (issue 6) ------------------------------------------------------------
+    @cached_property
+    def event_publisher(self) -> CeleryEventPublisher:
+        return CeleryEventPublisher(self.celery)
+
+    def relay_policy(self) -> RelayPolicy:
+        s = self.settings
+        return RelayPolicy(
+            batch_size=s.workflow_batch_size,
+            max_batches=s.workflow_max_batches,
+            redeliver_after=timedelta(seconds=s.workflow_retry_after),
+            max_deliveries=s.outbox_max_deliveries,
+        )
+
+    def workflow_policy(self) -> WorkflowPolicy:
+        s = self.settings
+        return WorkflowPolicy(
+            batch_size=s.workflow_batch_size,
+            max_batches=s.workflow_max_batches,
+            grace_period=timedelta(seconds=s.order_grace_period),
+            processing_time=timedelta(seconds=s.order_processing_time),
+            auto_approve_max_total=s.auto_approve_max_total,
+            max_total=s.order_max_total,
+            validation_retry_after=timedelta(seconds=s.workflow_retry_after),
+        )
+
+    def event_consumers(self) -> tuple[EventConsumer, ...]:
+        """Every consumer of relayed events; each area adds its own here (one line)."""
+        return (OrderValidationConsumer(self.clock, self.settings.order_max_total),)
 
     async def readiness(self) -> dict[str, dict[str, Any]]:
         timeout = self.settings.readiness_timeout
@@ -151,6 +214,8 @@ class Container:
             await self.rate_limiter.aclose()
         if "passwords" in self.__dict__:
             self.passwords.close()
+        if "cache" in self.__dict__:
+            await self.cache.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

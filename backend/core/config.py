@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     outbox_poll_interval: float = Field(default=5.0, gt=0)
     workflow_batch_size: int = Field(default=200, ge=1)
     heartbeat_interval: float = Field(default=30.0, gt=0)
+    # Workers (issue 6): batches per job run, the safety nets' patience, and retention.
+    workflow_max_batches: int = Field(default=50, ge=1)
+    workflow_retry_after: float = Field(default=60.0, gt=0)
+    outbox_max_deliveries: int = Field(default=10, ge=1)
+    purge_interval: float = Field(default=3600.0, gt=0)
 
     smtp_host: str | None = None
     smtp_port: int = 587

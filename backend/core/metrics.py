@@ -6,7 +6,11 @@ worker processes (PROMETHEUS_MULTIPROC_DIR).
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from collections.abc import Iterable
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from backend.domain.events import ORDER_CREATED, ORDER_STATUS_CHANGED, DomainEvent
 
 # --- foundation -------------------------------------------------------------
 DEPENDENCY_ERRORS = Counter(
@@ -40,3 +44,63 @@ CACHE_REDIS_ERRORS = Counter(
     "Redis failures the cache degraded around (served from L1 or the database)",
     ["operation"],
 )
+
+# --- workers (issue 6) ------------------------------------------------------
+# Worker series are written by the prefork children and served, summed, on WORKER_METRICS_PORT.
+WORKER_TASKS = Counter(
+    "worker_tasks_total", "Celery tasks finished, by task name and outcome", ["task", "outcome"]
+)
+WORKER_TASK_DURATION = Histogram(
+    "worker_task_duration_seconds",
+    "Run time of Celery tasks",
+    ["task"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+WORKFLOW_ORDERS_MOVED = Counter(
+    "workflow_orders_moved_total", "Orders a workflow job moved to its next status", ["job"]
+)
+OUTBOX_RELAYED = Counter(
+    "outbox_events_relayed_total",
+    "Outbox events handed to the broker (kind: published first time, or redelivered)",
+    ["kind"],
+)
+EVENTS_CONSUMED = Counter(
+    "events_consumed_total",
+    "Event deliveries to consumers (outcome: handled, duplicate, failed)",
+    ["consumer", "outcome"],
+)
+# Served by the API (refreshed in the background, every API process computes the same value).
+OUTBOX_PENDING = Gauge(
+    "outbox_pending_events", "Outbox events not yet handed to the broker", multiprocess_mode="livemax"
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "outbox_oldest_pending_age_seconds",
+    "Age of the oldest outbox event not yet handed to the broker",
+    multiprocess_mode="livemax",
+)
+
+# --- orders (issue 5) -------------------------------------------------------
+# Counted from committed outbox events (the unit of work's after-commit hook, in the API and
+# the worker alike), so a rolled-back placement or a lost compare-and-set is never counted.
+ORDERS_CREATED = Counter("orders_created_total", "Orders placed (committed)")
+ORDER_TRANSITIONS = Counter(
+    "order_transitions_total",
+    "Committed order status changes",
+    ["from_status", "to_status", "actor"],
+)
+INSUFFICIENT_STOCK = Counter(
+    "insufficient_stock_total", "Order placements refused because stock was short"
+)
+
+
+def observe_order_events(events: Iterable[DomainEvent]) -> None:
+    for event in events:
+        if event.type == ORDER_CREATED:
+            ORDERS_CREATED.inc()
+        elif event.type == ORDER_STATUS_CHANGED:
+            payload = event.payload
+            ORDER_TRANSITIONS.labels(
+                from_status=str(payload.get("from_status")),
+                to_status=str(payload.get("to_status")),
+                actor=str(payload.get("actor")),
+            ).inc()

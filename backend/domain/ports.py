@@ -39,6 +39,16 @@ class OutboxRepository(Protocol):
         """(number of unpublished events, age in seconds of the oldest one)."""
         ...
 
+    async def claim_unhandled(
+        self, published_before: datetime, max_deliveries: int, limit: int
+    ) -> Sequence[OutboxRecord]:
+        """Lock up to `limit` rows published before `published_before` that no consumer run
+        finished (`handled_at` unset) and were delivered fewer than `max_deliveries` times,
+        skipping rows others hold: the relay's safety net for lost dispatch messages."""
+        ...
+
+    async def mark_handled(self, event_ids: Sequence[str], at: datetime) -> None: ...
+
 
 class ProcessedEvents(Protocol):
     """Consumer-side dedup: (event id, consumer) is recorded once."""

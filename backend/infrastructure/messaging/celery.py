@@ -1,43 +1,78 @@
 """The Celery application both sides share: the API publishes with it, the worker runs it.
 
-Configuration follows the reliability rules of ADR 0004: JSON only, late acks,
-re-delivery of work whose worker died, one prefetched message per process.
+Configuration follows the reliability rules of ADR 0004 and ADR 0010: JSON only, late acks,
+re-delivery of work whose worker died, one prefetched message per process, time limits
+below the broker's visibility timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import structlog
 from celery import Celery
-from celery.signals import before_task_publish
+from celery.signals import before_task_publish, worker_process_init
 from kombu import Queue
+
+from backend.domain.events import OutboxRecord, event_to_message
+
+log = structlog.get_logger(__name__)
 
 QUEUES = ("default", "workflow", "notifications")
 TASK_ROUTES = {
     "orderflow.workflow.*": {"queue": "workflow"},
     "orderflow.outbox.*": {"queue": "workflow"},
+    "orderflow.events.*": {"queue": "workflow"},
     "orderflow.notifications.*": {"queue": "notifications"},
 }
+DISPATCH_EVENT_TASK = "orderflow.events.dispatch"
 # Longer than any task may run (hard limit below), so a slow task is never re-delivered
 # to a second worker while the first still holds it.
 VISIBILITY_TIMEOUT = 3600
 SOFT_TIME_LIMIT = 300
 HARD_TIME_LIMIT = 330
+SQLITE_BUSY_TIMEOUT = 30
+# A failed publish is retried briefly, then left to the outbox poll (events) or reported.
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 
 
-def _transport_options(broker_url: str) -> dict[str, Any]:
+def _transport_options(broker_url: str, key_prefix: str) -> dict[str, Any]:
     if broker_url.startswith(("redis://", "rediss://")):
-        return {"visibility_timeout": VISIBILITY_TIMEOUT}
-    # The SQLAlchemy transport hands its options to create_engine: give it none.
+        return {
+            "visibility_timeout": VISIBILITY_TIMEOUT,
+            "global_keyprefix": key_prefix,
+            "socket_timeout": 5,
+            "socket_connect_timeout": 2,
+            "health_check_interval": 10,
+        }
+    if broker_url.startswith("sqla+sqlite"):
+        # The SQLAlchemy transport hands these to `create_engine`: several processes share
+        # the file, so wait for its lock instead of failing with "database is locked".
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
     return {}
 
 
-def make_celery(broker_url: str, *, always_eager: bool = False) -> Celery:
+def _prepare_sqlite_broker(broker_url: str) -> None:
+    """Create the broker file in WAL mode (persistent): readers do not block the writer."""
+    path = Path(broker_url.removeprefix("sqla+sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+def make_celery(broker_url: str, *, always_eager: bool = False, key_prefix: str = "") -> Celery:
     if broker_url.startswith("sqla+sqlite:///"):
-        Path(broker_url.removeprefix("sqla+sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _prepare_sqlite_broker(broker_url)
     app = Celery("orderflow", broker=broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
@@ -50,7 +85,9 @@ def make_celery(broker_url: str, *, always_eager: bool = False) -> Celery:
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options=_transport_options(broker_url),
+        broker_connection_max_retries=None,  # a worker outlives a broker restart
+        broker_transport_options=_transport_options(broker_url, key_prefix),
+        task_publish_retry_policy=PUBLISH_RETRY_POLICY,
         task_soft_time_limit=SOFT_TIME_LIMIT,
         task_time_limit=HARD_TIME_LIMIT,
         task_default_queue="default",
@@ -75,6 +112,17 @@ def _propagate_request_id(headers: dict[str, Any] | None = None, **_: Any) -> No
         headers["request_id"] = request_id
 
 
+@worker_process_init.connect
+def _forget_inherited_broker_engines(**_: Any) -> None:
+    """The SQLAlchemy transport caches its engines on a class: a forked pool child must
+    open its own SQLite connections, never reuse the parent's (SQLite forbids that)."""
+    from kombu.transport.sqlalchemy import Channel
+
+    for engine, _session in list(Channel._engines.values()):
+        engine.dispose(close=False)
+    Channel._engines.clear()
+
+
 class CeleryTaskPublisher:
     """Publishes tasks by name without importing the worker package."""
 
@@ -82,9 +130,53 @@ class CeleryTaskPublisher:
         self._app = app
 
     async def publish(
-        self, name: str, *args: Any, task_id: str | None = None, countdown: float | None = None
+        self,
+        name: str,
+        *args: Any,
+        task_id: str | None = None,
+        countdown: float | None = None,
+        **options: Any,
     ) -> None:
         # kombu producers block on I/O (SQLite or Redis): keep the event loop free.
         await asyncio.to_thread(
-            self._app.send_task, name, args=list(args), task_id=task_id, countdown=countdown
+            self._app.send_task,
+            name,
+            args=list(args),
+            task_id=task_id,
+            countdown=countdown,
+            **options,
         )
+
+
+class CeleryEventPublisher:
+    """The outbox relay's `EventPublisher`: one dispatch task per event, id = event id."""
+
+    def __init__(self, app: Celery) -> None:
+        self._app = app
+
+    async def publish(self, records: Sequence[OutboxRecord]) -> list[str]:
+        return await asyncio.to_thread(self._publish_all, list(records))
+
+    def _publish_all(self, records: list[OutboxRecord]) -> list[str]:
+        handed: list[str] = []
+        try:
+            with self._app.producer_or_acquire() as producer:  # one connection per batch
+                for record in records:
+                    self._app.send_task(
+                        DISPATCH_EVENT_TASK,
+                        args=[event_to_message(record.event)],
+                        task_id=record.event.id,
+                        producer=producer,
+                        # Explicit, even when empty: the relay's own request id must not
+                        # be stamped on events other requests caused.
+                        headers={"request_id": record.request_id or ""},
+                    )
+                    handed.append(record.event.id)
+        except Exception as error:
+            log.warning(
+                "outbox_publish_failed",
+                error=type(error).__name__,
+                handed=len(handed),
+                claimed=len(records),
+            )
+        return handed

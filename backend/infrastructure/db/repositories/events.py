@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+import structlog
+from sqlalchemy import Select, func, insert, select, update
 
 from backend.domain.events import DomainEvent, OutboxRecord
 from backend.infrastructure.db.repositories.base import SqlRepository
@@ -28,6 +29,7 @@ class SqlOutboxRepository(SqlRepository):
                 payload=event.payload,
                 created_at=event.occurred_at,
                 attempts=0,
+                request_id=_current_request_id(),
             )
         )
         self.added.append(event)
@@ -40,6 +42,34 @@ class SqlOutboxRepository(SqlRepository):
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        return await self._records(query)
+
+    async def claim_unhandled(
+        self, published_before: datetime, max_deliveries: int, limit: int
+    ) -> Sequence[OutboxRecord]:
+        query = (
+            select(outbox_events)
+            .where(
+                outbox_events.c.published_at.is_not(None),
+                outbox_events.c.handled_at.is_(None),
+                outbox_events.c.published_at < published_before,
+                outbox_events.c.attempts < max_deliveries,
+            )
+            .order_by(outbox_events.c.published_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return await self._records(query)
+
+    async def mark_handled(self, event_ids: Sequence[str], at: datetime) -> None:
+        if event_ids:
+            await self._conn.execute(
+                update(outbox_events)
+                .where(outbox_events.c.id.in_(list(event_ids)))
+                .values(handled_at=at)
+            )
+
+    async def _records(self, query: Select[Any]) -> list[OutboxRecord]:
         rows = (await self._conn.execute(query)).mappings().all()
         return [
             OutboxRecord(
@@ -53,6 +83,7 @@ class SqlOutboxRepository(SqlRepository):
                 ),
                 attempts=row["attempts"],
                 published_at=row["published_at"],
+                request_id=row["request_id"],
             )
             for row in rows
         ]
@@ -94,3 +125,9 @@ class SqlProcessedEvents(SqlRepository):
         ).values(event_id=event_id, consumer=consumer, processed_at=datetime.now(UTC))
         result = await self._conn.execute(statement)
         return bool(result.rowcount)
+
+
+def _current_request_id() -> str | None:
+    """The request id bound by the API middleware (or a task's context), if any."""
+    value = structlog.contextvars.get_contextvars().get("request_id")
+    return str(value)[:64] if value else None

@@ -16,11 +16,21 @@ outbox_events = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("published_at", UTCDateTime, nullable=True),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
+    # Workers (migration 0005): when every consumer handled the event (the relay's safety
+    # net re-publishes published-but-unhandled rows), and the request that caused it.
+    Column("handled_at", UTCDateTime, nullable=True),
+    Column("request_id", String(64), nullable=True),
     Index(
         "ix_outbox_events_unpublished",
         "created_at",
         postgresql_where=text("published_at IS NULL"),
         sqlite_where=text("published_at IS NULL"),
+    ),
+    Index(
+        "ix_outbox_events_unhandled",
+        "published_at",
+        postgresql_where=text("published_at IS NOT NULL AND handled_at IS NULL"),
+        sqlite_where=text("published_at IS NOT NULL AND handled_at IS NULL"),
     ),
 )
 

@@ -1,0 +1,212 @@
+"""The Beat jobs and the validation consumer over fakes: which orders move, once, in bounds."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from backend.domain.events import ORDER_CREATED, ORDER_STATUS_CHANGED
+from backend.domain.orders import Order, OrderStatus
+from backend.domain.ports import UnitOfWork
+from backend.services import orders as orders_service
+from backend.services import progression
+from backend.services.events import dispatch
+from backend.services.progression import OrderValidationConsumer, WorkflowPolicy
+from tests.fakes import FakeUnitOfWorkFactory
+from tests.fakes.orders import FakeStockProducts, SteppingClock, make_product
+from tests.unit.test_orders_service import P1, P2, place, stock
+
+S = OrderStatus
+POLICY = WorkflowPolicy(
+    batch_size=2,
+    max_batches=10,
+    grace_period=timedelta(seconds=120),
+    processing_time=timedelta(seconds=120),
+    auto_approve_max_total=Decimal("100.00"),
+    max_total=Decimal("1000.00"),
+    validation_retry_after=timedelta(seconds=60),
+)
+
+
+@pytest.fixture
+def db() -> FakeUnitOfWorkFactory:
+    store = FakeUnitOfWorkFactory()
+    store.products = FakeStockProducts(  # type: ignore[attr-defined]
+        make_product(P1, price="10.00", stock=500), make_product(P2, price="600.00", stock=50)
+    )
+    return store
+
+
+@pytest.fixture
+def clock() -> SteppingClock:
+    return SteppingClock()
+
+
+async def run(
+    name: str, db: FakeUnitOfWorkFactory, clock: SteppingClock, **kw: object
+) -> progression.JobReport:
+    return await progression.run_workflow_job(name, db, clock, POLICY, **kw)  # type: ignore[arg-type]
+
+
+def status_of(db: FakeUnitOfWorkFactory, order: Order) -> OrderStatus:
+    return db.orders.rows[order.id].status
+
+
+def moves(db: FakeUnitOfWorkFactory, order: Order) -> list[tuple[str | None, str]]:
+    return [
+        (str(c.from_status) if c.from_status else None, str(c.to_status))
+        for c in db.orders.changes
+        if c.order_id == order.id
+    ]
+
+
+async def test_the_whole_workflow_of_a_small_order_each_step_once(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    order = await place(db, clock, (P1, 3))  # 30.00: under the auto-approve threshold
+    clock.advance(seconds=61)
+    assert (await run("validate_pending", db, clock)).moved == 1
+    assert (await run("auto_approve", db, clock)).moved == 0  # grace period not over
+    clock.advance(seconds=60)
+    assert (await run("auto_approve", db, clock)).moved == 1
+    assert (await run("start_processing", db, clock)).moved == 1
+    assert (await run("complete_processing", db, clock)).moved == 0  # still processing
+    clock.advance(seconds=121)
+    assert (await run("complete_processing", db, clock)).moved == 1
+    for job in progression.workflow_jobs(POLICY):  # a second pass moves nothing
+        assert (await run(job, db, clock)).moved == 0
+
+    assert moves(db, order) == [
+        (None, "pending"),
+        ("pending", "validated"),
+        ("validated", "approved"),
+        ("approved", "processing"),
+        ("processing", "completed"),
+    ]
+    changes = [e.payload for e in db.outbox.events if e.type == ORDER_STATUS_CHANGED]
+    assert [(p["to_status"], p["actor"]) for p in changes] == [
+        ("validated", "system"),
+        ("approved", "system"),
+        ("processing", "system"),
+        ("completed", "system"),
+    ]
+
+
+async def test_orders_above_the_auto_approve_threshold_wait_for_an_admin(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    small = await place(db, clock, (P1, 10))  # 100.00: at the threshold, approved
+    large = await place(db, clock, (P1, 11))  # 110.00: above it
+    clock.advance(seconds=200)
+    await run("validate_pending", db, clock)
+    report = await run("auto_approve", db, clock)
+    assert report.moved == 1 and report.moved_to == {"approved": 1}
+    assert (status_of(db, small), status_of(db, large)) == (S.APPROVED, S.VALIDATED)
+
+
+async def test_validation_rejects_above_the_maximum_with_a_reason_and_releases_stock(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    order = await place(db, clock, (P2, 2))  # 1200.00 > 1000.00
+    assert stock(db, P2) == 48
+    clock.advance(seconds=61)
+    report = await run("validate_pending", db, clock)
+    assert report.moved_to == {"rejected": 1}
+    rejected = db.orders.rows[order.id]
+    assert rejected.status is S.REJECTED
+    assert rejected.status_reason is not None and "above the maximum" in rejected.status_reason
+    assert stock(db, P2) == 50
+
+
+async def test_validate_pending_leaves_young_orders_to_their_event(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    order = await place(db, clock, (P1, 1))
+    clock.advance(seconds=30)
+    assert (await run("validate_pending", db, clock)).claimed == 0
+    assert status_of(db, order) is S.PENDING
+
+
+async def test_a_run_moves_at_most_batch_size_times_max_batches(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    orders = [await place(db, clock, (P1, 1)) for _ in range(5)]
+    clock.advance(seconds=61)
+    commits = db.commits
+    first = await run("validate_pending", db, clock, max_batches=2)
+    assert (first.moved, first.batches, db.commits - commits) == (4, 2, 2)
+    oldest_first = [status_of(db, o) for o in orders]
+    assert oldest_first == [S.VALIDATED] * 4 + [S.PENDING]
+    assert (await run("validate_pending", db, clock)).moved == 1
+
+
+async def test_an_order_moved_by_someone_else_after_the_claim_is_skipped(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    first = await place(db, clock, (P1, 1))
+    second = await place(db, clock, (P1, 1))
+    clock.advance(seconds=200)
+    await run("validate_pending", db, clock)
+
+    async def claim_then_lose_the_race(uow: UnitOfWork, now, limit):  # type: ignore[no-untyped-def]
+        ids = await uow.orders.claim_ids(S.VALIDATED, limit=limit)
+        # The owner cancels the first order between the claim and the move.
+        db.orders.rows[first.id] = replace(db.orders.rows[first.id], status=S.CANCELLED)
+        return ids
+
+    report = await progression.run_job(
+        "auto_approve",
+        db,
+        clock,
+        POLICY,
+        claim_then_lose_the_race,
+        progression._advance(S.APPROVED),
+    )
+    assert (report.claimed, report.moved) == (2, 1)
+    assert (status_of(db, first), status_of(db, second)) == (S.CANCELLED, S.APPROVED)
+
+
+async def test_the_validation_consumer_validates_once_per_event(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    order = await place(db, clock, (P1, 1))
+    created = next(e for e in db.outbox.events if e.type == ORDER_CREATED)
+    consumer = OrderValidationConsumer(clock, POLICY.max_total)
+
+    await dispatch(created, [consumer], db, clock)
+    await dispatch(created, [consumer], db, clock)  # redelivered
+
+    assert status_of(db, order) is S.VALIDATED
+    assert moves(db, order) == [(None, "pending"), ("pending", "validated")]
+
+
+async def test_the_validation_consumer_ignores_an_order_no_longer_pending(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    order = await place(db, clock, (P1, 1))
+    await orders_service.validate_order(db(), order.id, clock=clock, max_total=POLICY.max_total)
+    created = next(e for e in db.outbox.events if e.type == ORDER_CREATED)
+
+    report = await dispatch(created, [OrderValidationConsumer(clock, POLICY.max_total)], db, clock)
+
+    assert report.handled == ["workflow.validate_order"]
+    assert moves(db, order) == [(None, "pending"), ("pending", "validated")]
+
+
+async def test_purge_removes_idempotency_keys_older_than_a_day_in_batches(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    from backend.domain.orders import IdempotencyRecord
+
+    old = clock.now() - timedelta(hours=25)
+    for i in range(5):
+        db.idempotency.rows[("u", f"old-{i}")] = IdempotencyRecord("u", f"old-{i}", "h", None, old)
+    db.idempotency.rows[("u", "new")] = IdempotencyRecord("u", "new", "h", None, clock.now())
+
+    report = await progression.purge_expired(db, clock, POLICY)
+
+    assert report.idempotency_keys == 5
+    assert list(db.idempotency.rows) == [("u", "new")]
