@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-SCENARIOS = ["bench.scenario_health"]
+SCENARIOS = ["bench.scenario_health", "bench.scenario_login"]
 
 
 def main() -> int:
