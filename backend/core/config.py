@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     order_processing_time: float = Field(default=120.0, ge=0)
     auto_approve_max_total: Decimal = Decimal("1000.00")
     order_max_total: Decimal = Decimal("100000.00")
+    # How long POST /orders waits on a concurrent request holding the same Idempotency-Key
+    # before answering 409 (PostgreSQL; SQLite serialises writers, so it never waits on one).
+    idempotency_wait_seconds: float = Field(default=5.0, gt=0, le=60)
     outbox_poll_interval: float = Field(default=5.0, gt=0)
     workflow_batch_size: int = Field(default=200, ge=1)
     heartbeat_interval: float = Field(default=30.0, gt=0)

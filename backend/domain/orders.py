@@ -201,7 +201,7 @@ class OrderNotEditable(Conflict):
         super().__init__(
             f"An order in status '{status}' can no longer be changed; "
             "only pending and validated orders can.",
-            status=str(status),
+            order_status=str(status),
         )
 
 

@@ -58,3 +58,41 @@ def order_of(user_id: str, *items: tuple[str, int], **extra: Any) -> PlaceOrderC
     return PlaceOrderCommand(
         user_id=user_id, items=tuple(LineRequest(p, q) for p, q in items), **extra
     )
+
+
+# --------------------------------------------------------------------------- API tests
+def container_of(client: Any) -> Any:
+    return client.app.state.container
+
+
+async def api_product(client: Any, *, stock: int, price: str = "10.00") -> Product:
+    """A product written through the app's own unit of work (no admin API needed)."""
+    async with container_of(client).uow() as uow:
+        product = await seed_product(uow, stock=stock, price=price)
+        await uow.commit()
+    return product
+
+
+async def api_stock(client: Any, product_id: str) -> int:
+    async with container_of(client).uow() as uow:
+        product = await uow.products.get(product_id)
+    assert product is not None
+    return int(product.stock)
+
+
+async def api_set_price(client: Any, product_id: str, price: str) -> None:
+    async with container_of(client).uow() as uow:
+        await set_price(uow, product_id, price)
+        await uow.commit()
+
+
+async def api_user(client: Any, role: str = "customer") -> tuple[dict[str, Any], dict[str, str]]:
+    """A registered user (JSON) and their bearer headers."""
+    from tests.helpers.auth import bearer, create_user
+
+    user = await create_user(client, role=role)
+    return user, bearer(client, user["id"])
+
+
+def body_of(*items: tuple[str, int], **extra: Any) -> dict[str, Any]:
+    return {"items": [{"product_id": p, "quantity": q} for p, q in items], **extra}

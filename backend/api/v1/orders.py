@@ -1,0 +1,316 @@
+"""/orders: placement (idempotent), reads with ownership, the customer's and admin's workflow."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+
+from backend.api.deps import AdminUser, ContainerDep, CurrentUser
+from backend.api.openapi import problems
+from backend.api.v1.schemas.orders import (
+    CancelIn,
+    HistoryEntryOut,
+    OrderCreateIn,
+    OrderOut,
+    OrderPageOut,
+    OrderUpdateIn,
+    RejectIn,
+    ValidationStartedOut,
+)
+from backend.bootstrap import Container
+from backend.core.metrics import INSUFFICIENT_STOCK
+from backend.domain.errors import DependencyUnavailable, StaleVersion
+from backend.domain.orders import (
+    InsufficientStock,
+    LineRequest,
+    Order,
+    OrderQuery,
+    OrderStatus,
+    PlaceOrderCommand,
+    StoredResponse,
+)
+from backend.services import orders as svc
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+VALIDATE_TASK = "orderflow.workflow.validate_order"  # registered by worker/tasks.py
+OrderSort = Literal["created_at", "-created_at", "total", "-total"]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retry-safe creation: the same key and body within 24 h replay the "
+        "first response (with `Idempotent-Replayed: true`).",
+    ),
+]
+IfMatch = Annotated[str | None, Header(alias="If-Match", description='`"<version>"` or `*`.')]
+IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match")]
+
+
+# --------------------------------------------------------------------------- helpers
+def etag(order: Order | int) -> str:
+    return f'"{order if isinstance(order, int) else order.version}"'
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version an `If-Match` demands; None for no header or `*`. Anything we never
+    issued cannot match the current ETag, so it is a 412 like any stale one."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise StaleVersion(f"If-Match {if_match!r} is not an ETag of this order.")
+    return int(tag)
+
+
+def location(order_id: str) -> str:
+    return f"/api/v1/orders/{order_id}"
+
+
+def order_response(order: Order, response: Response) -> OrderOut:
+    response.headers["ETag"] = etag(order)
+    return OrderOut.of(order)
+
+
+def stored_response(order: Order) -> StoredResponse:
+    body = OrderOut.of(order).model_dump(mode="json")
+    return StoredResponse(status.HTTP_201_CREATED, body, location(order.id))
+
+
+def replay(stored: StoredResponse) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"}
+    if stored.location:
+        headers["Location"] = stored.location
+    if "version" in stored.body:
+        headers["ETag"] = etag(int(stored.body["version"]))
+    return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)
+
+
+def _cache(container: Container) -> Any:
+    """The catalogue's read cache, when this build has one (cached stock must be dropped)."""
+    return getattr(container, "cache", None)
+
+
+# --------------------------------------------------------------------------- placement
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderOut,
+    summary="Place an order: stock for every line is reserved, or none is",
+    responses={
+        **problems(401, 409, 422),
+        201: {"headers": {"Location": {"schema": {"type": "string"}}}},
+    },
+)
+async def place_order(
+    body: OrderCreateIn,
+    user: CurrentUser,
+    container: ContainerDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    command = PlaceOrderCommand(
+        user_id=user.id,
+        items=tuple(LineRequest(str(i.product_id), i.quantity) for i in body.items),
+        shipping_address=body.shipping_address,
+        note=body.note,
+    )
+    idempotency = None
+    if idempotency_key is not None:
+        wait = container.settings.idempotency_wait_seconds
+        idempotency = svc.Idempotency(idempotency_key, stored_response, wait_seconds=wait)
+    try:
+        placement = await svc.place_order(
+            container.uow(),
+            command,
+            clock=container.clock,
+            idempotency=idempotency,
+            cache=_cache(container),
+        )
+    except InsufficientStock:
+        INSUFFICIENT_STOCK.inc()
+        raise
+    if placement.replayed and placement.response is not None:
+        return replay(placement.response)
+    assert placement.order is not None
+    response.headers["Location"] = location(placement.order.id)
+    return order_response(placement.order, response)
+
+
+# --------------------------------------------------------------------------- reads
+@router.get(
+    "",
+    response_model=OrderPageOut,
+    summary="List orders: your own (admins: everyone's, or one user's with `user_id`)",
+    responses=problems(401, 403, 422),
+)
+async def list_orders(
+    user: CurrentUser,
+    container: ContainerDep,
+    status_filter: Annotated[OrderStatus | None, Query(alias="status")] = None,
+    created_from: Annotated[AwareDatetime | None, Query()] = None,
+    created_to: Annotated[AwareDatetime | None, Query()] = None,
+    user_id: Annotated[uuid.UUID | None, Query(description="Admins only.")] = None,
+    sort: OrderSort = "-created_at",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> OrderPageOut:
+    query = OrderQuery(
+        user_id=str(user_id) if user_id else None,
+        status=status_filter,
+        created_from=created_from,
+        created_to=created_to,
+        sort=sort.removeprefix("-"),
+        descending=sort.startswith("-"),
+        limit=limit,
+        offset=offset,
+    )
+    page = await svc.list_orders(container.uow(), user, query)
+    return OrderPageOut(
+        items=[OrderOut.of(o) for o in page.items], total=page.total, limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/{order_id}",
+    response_model=OrderOut,
+    summary="One order (yours, or any for admins), with its ETag",
+    responses={**problems(401, 404, 422), 304: {"description": "`If-None-Match` matched"}},
+)
+async def get_order(
+    order_id: uuid.UUID,
+    user: CurrentUser,
+    container: ContainerDep,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+) -> Any:
+    order = await svc.get_order(container.uow(), str(order_id), user)
+    if if_none_match is not None and etag(order) in {t.strip() for t in if_none_match.split(",")}:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(order)})
+    return order_response(order, response)
+
+
+@router.get(
+    "/{order_id}/history",
+    response_model=list[HistoryEntryOut],
+    summary="Status history, oldest first (the first entry is the placement: null -> pending)",
+    responses=problems(401, 404, 422),
+)
+async def order_history(
+    order_id: uuid.UUID, user: CurrentUser, container: ContainerDep
+) -> list[HistoryEntryOut]:
+    changes = await svc.order_history(container.uow(), str(order_id), user)
+    return [HistoryEntryOut.of(change) for change in changes]
+
+
+# --------------------------------------------------------------------------- changes
+@router.patch(
+    "/{order_id}",
+    response_model=OrderOut,
+    summary="Change shipping address or note while pending or validated",
+    responses=problems(401, 404, 409, 412, 422),
+)
+async def update_order(
+    order_id: uuid.UUID,
+    body: OrderUpdateIn,
+    user: CurrentUser,
+    container: ContainerDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OrderOut:
+    changes = body.model_dump(include=body.model_fields_set)
+    order = await svc.update_order_details(
+        container.uow(),
+        str(order_id),
+        user,
+        changes,
+        expected_version=expected_version(if_match),
+        clock=container.clock,
+    )
+    return order_response(order, response)
+
+
+@router.post(
+    "/{order_id}/cancel",
+    response_model=OrderOut,
+    summary="Cancel a pending or validated order (owner or admin); its stock is released",
+    responses=problems(401, 404, 409, 422),
+)
+async def cancel_order(
+    order_id: uuid.UUID,
+    user: CurrentUser,
+    container: ContainerDep,
+    response: Response,
+    body: Annotated[CancelIn | None, Body()] = None,
+) -> OrderOut:
+    order = await svc.cancel_order(
+        container.uow(),
+        str(order_id),
+        user,
+        clock=container.clock,
+        reason=body.reason if body else None,
+        cache=_cache(container),
+    )
+    return order_response(order, response)
+
+
+@router.post(
+    "/{order_id}/approve",
+    response_model=OrderOut,
+    summary="Approve a validated order (admin)",
+    responses=problems(401, 403, 404, 409, 422),
+)
+async def approve_order(
+    order_id: uuid.UUID, admin: AdminUser, container: ContainerDep, response: Response
+) -> OrderOut:
+    order = await svc.approve_order(container.uow(), str(order_id), admin, clock=container.clock)
+    return order_response(order, response)
+
+
+@router.post(
+    "/{order_id}/reject",
+    response_model=OrderOut,
+    summary="Reject a pending or validated order (admin); its stock is released",
+    responses=problems(401, 403, 404, 409, 422),
+)
+async def reject_order(
+    order_id: uuid.UUID,
+    body: RejectIn,
+    admin: AdminUser,
+    container: ContainerDep,
+    response: Response,
+) -> OrderOut:
+    order = await svc.reject_order(
+        container.uow(),
+        str(order_id),
+        admin,
+        clock=container.clock,
+        reason=body.reason,
+        cache=_cache(container),
+    )
+    return order_response(order, response)
+
+
+@router.post(
+    "/{order_id}/validate",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ValidationStartedOut,
+    summary="Start validating a pending order now (admin); the worker does the work",
+    responses=problems(401, 403, 404, 409, 422, 503),
+)
+async def validate_order(
+    order_id: uuid.UUID, admin: AdminUser, container: ContainerDep
+) -> ValidationStartedOut:
+    order = await svc.request_validation(container.uow(), str(order_id), admin)
+    try:
+        await container.tasks.publish(VALIDATE_TASK, order.id)
+    except Exception as error:
+        raise DependencyUnavailable("broker") from error
+    return ValidationStartedOut()
