@@ -418,3 +418,14 @@ async def test_health_answers_while_20_logins_hash_at_cost_12(
         assert not all(task.done() for task in logins)
         results = await asyncio.gather(*logins)
     assert [r.status_code for r in results] == [200] * 20
+
+
+@pytest.mark.parametrize("username", ["a\x00b@example.com", "x" * 400])
+async def test_the_token_form_treats_impossible_usernames_as_bad_credentials(
+    database_url: str, settings_for: Any, client_for: Any, username: str
+) -> None:
+    async with client_for(settings_for(database_url)) as client:
+        response = await client.post(
+            "/api/v1/auth/token", data={"username": username, "password": "whatever-1"}
+        )
+    assert_problem(response, 401, "invalid-credentials")

@@ -21,13 +21,20 @@ from backend.api.v1.schemas.users import (
 from backend.core.config import Settings
 from backend.core.metrics import AUTH_EVENTS
 from backend.domain.errors import NotAuthenticated
-from backend.domain.users import AccountLocked, EmailTaken, RefreshTokenReused, TokenPair
+from backend.domain.users import (
+    AccountLocked,
+    EmailTaken,
+    InvalidCredentials,
+    RefreshTokenReused,
+    TokenPair,
+)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 REFRESH_COOKIE = "refresh_token"
 COOKIE_PATH = "/api/v1/auth"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+MAX_EMAIL_LENGTH = 320
 
 RefreshCookie = Annotated[
     str | None,
@@ -117,6 +124,8 @@ async def token(
     response: Response,
 ) -> TokenPairOut:
     with counted("token"):
+        if "\x00" in form.username or len(form.username) > MAX_EMAIL_LENGTH:
+            raise InvalidCredentials()  # no such account can exist; PostgreSQL refuses NUL
         pair = await container.auth_service().login(form.username, form.password)
     return _issue(response, pair, settings)
 
