@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-SCENARIOS = ["bench.scenario_health", "bench.scenario_login"]
+SCENARIOS = ["bench.scenario_health", "bench.scenario_login", "bench.scenario_orders"]
 
 
 def main() -> int:

@@ -411,3 +411,14 @@ async def test_the_openapi_document_describes_orders(client: httpx.AsyncClient) 
     order = schema["components"]["schemas"]["OrderOut"]
     assert order["properties"]["total"]["type"] == "string"
     assert datetime.now(UTC)  # the document was built without errors
+
+
+async def test_cached_product_stock_follows_orders(client: httpx.AsyncClient, alice: Any) -> None:
+    _, headers = alice
+    product = await api_product(client, stock=5)
+    path = f"/api/v1/products/{product.id}"
+    assert (await client.get(path)).json()["stock"] == 5  # now cached
+    order = (await client.post(ORDERS, json=body_of((product.id, 2)), headers=headers)).json()
+    assert (await client.get(path)).json()["stock"] == 3
+    await client.post(f"{ORDERS}/{order['id']}/cancel", headers=headers)
+    assert (await client.get(path)).json()["stock"] == 5

@@ -21,7 +21,6 @@ from backend.api.v1.schemas.orders import (
     RejectIn,
     ValidationStartedOut,
 )
-from backend.bootstrap import Container
 from backend.core.metrics import INSUFFICIENT_STOCK
 from backend.domain.errors import DependencyUnavailable, StaleVersion
 from backend.domain.orders import (
@@ -93,11 +92,6 @@ def replay(stored: StoredResponse) -> JSONResponse:
     return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)
 
 
-def _cache(container: Container) -> Any:
-    """The catalogue's read cache, when this build has one (cached stock must be dropped)."""
-    return getattr(container, "cache", None)
-
-
 # --------------------------------------------------------------------------- placement
 @router.post(
     "",
@@ -132,7 +126,7 @@ async def place_order(
             command,
             clock=container.clock,
             idempotency=idempotency,
-            cache=_cache(container),
+            cache=container.cache,
         )
     except InsufficientStock:
         INSUFFICIENT_STOCK.inc()
@@ -256,7 +250,7 @@ async def cancel_order(
         user,
         clock=container.clock,
         reason=body.reason if body else None,
-        cache=_cache(container),
+        cache=container.cache,
     )
     return order_response(order, response)
 
@@ -293,7 +287,7 @@ async def reject_order(
         admin,
         clock=container.clock,
         reason=body.reason,
-        cache=_cache(container),
+        cache=container.cache,
     )
     return order_response(order, response)
 
