@@ -25,6 +25,7 @@ from backend.domain.clock import SystemClock
 from backend.domain.errors import DomainError
 from backend.domain.events import DomainEvent
 from backend.domain.ports import Clock
+from backend.domain.users import LoginAttempts
 from backend.infrastructure import health
 from backend.infrastructure.cache import TieredCache, build_cache
 from backend.infrastructure.db.engine import create_engine
@@ -115,7 +116,7 @@ class Container:
         return BcryptHasher(self.settings.bcrypt_rounds)
 
     @cached_property
-    def login_attempts(self) -> Any:
+    def login_attempts(self) -> LoginAttempts:
         return build_login_attempts(self.settings, self.redis)
 
     def auth_service(self) -> AuthService:
