@@ -83,6 +83,8 @@ def logging_config(level: str = "INFO", fmt: str = "console") -> dict[str, Any]:
             # uvicorn's own access log is replaced by our request log line.
             "uvicorn.access": {"handlers": [], "propagate": False},
             "sqlalchemy.engine": {"level": "WARNING"},
+            # At DEBUG it logs every statement with its parameters (password hashes, emails).
+            "aiosqlite": {"level": "WARNING"},
         },
     }
 
