@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.core.config import Settings
 from backend.core.logging import get_logger
-from backend.core.metrics import observe_order_events
+from backend.core.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING, observe_order_events
 from backend.domain.clock import SystemClock
 from backend.domain.errors import DomainError
 from backend.domain.events import DomainEvent
@@ -43,7 +43,7 @@ from backend.infrastructure.security.tokens import JoseTokenIssuer
 from backend.services.auth import AuthPolicy, AuthService
 from backend.services.catalog import CatalogService
 from backend.services.events import EventConsumer
-from backend.services.outbox import RelayPolicy
+from backend.services.outbox import RelayPolicy, outbox_backlog
 from backend.services.progression import OrderValidationConsumer, WorkflowPolicy
 from backend.services.users import UserService
 
@@ -189,6 +189,20 @@ class Container:
     def event_consumers(self) -> tuple[EventConsumer, ...]:
         """Every consumer of relayed events; each area adds its own here (one line)."""
         return (OrderValidationConsumer(self.clock, self.settings.order_max_total),)
+
+    async def watch_outbox_backlog(self, interval: float | None = None) -> None:
+        """API background task: keep the outbox backlog gauges fresh (a cheap indexed
+        count every OUTBOX_POLL_INTERVAL; a failed read keeps the last values)."""
+        period = interval or self.settings.outbox_poll_interval
+        while True:
+            try:
+                count, age = await outbox_backlog(self.uow, self.clock)
+            except Exception as error:  # the database may be down; readiness reports that
+                log.debug("outbox_backlog_unavailable", error=type(error).__name__)
+            else:
+                OUTBOX_PENDING.set(count)
+                OUTBOX_OLDEST_AGE.set(age)
+            await asyncio.sleep(period)
 
     async def readiness(self) -> dict[str, dict[str, Any]]:
         timeout = self.settings.readiness_timeout

@@ -5,6 +5,7 @@ Building it touches no network: the broker is contacted when the worker starts.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import structlog
@@ -41,7 +42,10 @@ def request_id_of(task: Any) -> str | None:
 def _bind_task_context(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(
-        task_id=task_id, task=getattr(task, "name", None), request_id=request_id_of(task)
+        task_id=task_id,
+        task=getattr(task, "name", None),
+        request_id=request_id_of(task),
+        pid=os.getpid(),  # which pool child ran it
     )
 
 

@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         container = await build_container(settings)
         app.state.container = container
         await container.start_identity()
+        container.spawn(container.watch_outbox_backlog(), name="outbox-backlog-gauges")
         log.info(
             "api_started", environment=settings.environment, database=container.engine.dialect.name
         )

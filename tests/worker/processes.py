@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,7 +105,7 @@ def celery(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "worker.celery_app", *args]
 
 
-def worker_argv(name: str, concurrency: int = 2) -> list[str]:
+def worker_argv(name: str, concurrency: int = 2, extra: Sequence[str] = ()) -> list[str]:
     return celery(
         "worker",
         "--loglevel",
@@ -119,6 +119,7 @@ def worker_argv(name: str, concurrency: int = 2) -> list[str]:
         "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",
+        *extra,
     )
 
 
@@ -132,9 +133,13 @@ def running(procs: list[Proc]) -> Iterator[list[Proc]]:
 
 
 def start_worker(
-    env: dict[str, str], workdir: Path, name: str = "w1", concurrency: int = 2
+    env: dict[str, str],
+    workdir: Path,
+    name: str = "w1",
+    concurrency: int = 2,
+    extra: Sequence[str] = (),
 ) -> Proc:
-    return _spawn(name, worker_argv(name, concurrency), env, workdir)
+    return _spawn(name, worker_argv(name, concurrency, extra), env, workdir)
 
 
 def start_beat(env: dict[str, str], workdir: Path, name: str = "beat1") -> Proc:
