@@ -161,7 +161,13 @@ class FakeOrderRepository(_Transactional):
             return False
         if expected_version is not None and order.version != expected_version:
             return False
-        self.rows[order_id] = replace(order, version=order.version + 1, updated_at=at, **changes)
+        self.rows[order_id] = replace(
+            order,
+            shipping_address=changes.get("shipping_address", order.shipping_address),
+            note=changes.get("note", order.note),
+            version=order.version + 1,
+            updated_at=at,
+        )
         return True
 
     async def add_history(self, change: OrderStatusChange) -> None:

@@ -304,3 +304,36 @@ async def test_cancel_releases_stock_and_emits_one_event(
         "owner",
     )
     assert payload["user_id"] == ALICE.id and payload["total"] == "40.10"
+
+
+class RecordingCache:
+    """The catalogue's cache port, recording what was invalidated."""
+
+    def __init__(self) -> None:
+        self.dropped: list[tuple[str, tuple[str, ...]]] = []
+
+    async def get_or_load(self, namespace, key, load):  # type: ignore[no-untyped-def]
+        return await load()
+
+    async def invalidate(self, namespace: str, *keys: str) -> None:
+        self.dropped.append((namespace, keys))
+
+    async def invalidate_namespace(self, namespace: str) -> None:
+        self.dropped.append((namespace, ()))
+
+
+async def test_cached_products_are_dropped_after_reserving_and_releasing(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    from backend.domain.catalog import PRODUCT_LIST_NS, PRODUCT_NS
+
+    cache = RecordingCache()
+    placed = await svc.place_order(db(), command((P2, 1), (P1, 1)), clock=clock, cache=cache)
+    assert placed.order is not None
+    assert cache.dropped == [(PRODUCT_NS, (P1, P2)), (PRODUCT_LIST_NS, ())]
+    cache.dropped.clear()
+    with pytest.raises(InsufficientStock):
+        await svc.place_order(db(), command((P1, 99)), clock=clock, cache=cache)
+    assert cache.dropped == []  # nothing committed, nothing to drop
+    await svc.cancel_order(db(), placed.order.id, ALICE, clock=clock, cache=cache)
+    assert cache.dropped == [(PRODUCT_NS, (P1, P2)), (PRODUCT_LIST_NS, ())]
