@@ -327,6 +327,8 @@ async def test_listing_filters_sorts_and_pages(client: httpx.AsyncClient) -> Non
         ({"status": "lost"}, ["query", "status"]),
         ({"created_from": "2026-01-01T00:00:00"}, ["query", "created_from"]),
         ({"created_to": "yesterday"}, ["query", "created_to"]),
+        ({"created_from": "0001-01-01T00:00:00+05:00"}, ["query", "created_from"]),
+        ({"created_to": "9999-12-31T23:59:59-05:00"}, ["query", "created_to"]),
         ({"user_id": "bob"}, ["query", "user_id"]),
     ],
 )

@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from backend.api.deps import AdminUser, ContainerDep, CurrentUser
 from backend.api.openapi import problems
@@ -19,6 +18,7 @@ from backend.api.v1.schemas.orders import (
     OrderPageOut,
     OrderUpdateIn,
     RejectIn,
+    UtcDateTime,
     ValidationStartedOut,
 )
 from backend.core.metrics import INSUFFICIENT_STOCK
@@ -149,8 +149,8 @@ async def list_orders(
     user: CurrentUser,
     container: ContainerDep,
     status_filter: Annotated[OrderStatus | None, Query(alias="status")] = None,
-    created_from: Annotated[AwareDatetime | None, Query()] = None,
-    created_to: Annotated[AwareDatetime | None, Query()] = None,
+    created_from: Annotated[UtcDateTime | None, Query()] = None,
+    created_to: Annotated[UtcDateTime | None, Query()] = None,
     user_id: Annotated[uuid.UUID | None, Query(description="Admins only.")] = None,
     sort: OrderSort = "-created_at",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,

@@ -7,11 +7,18 @@ a price gets a 422 naming the field, rather than a silent drop it might rely on.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 from pydantic_core import PydanticCustomError
 
 from backend.domain.orders import (
@@ -28,6 +35,18 @@ def _no_nul(value: str) -> str:
     if "\x00" in value:  # PostgreSQL refuses NUL in text
         raise PydanticCustomError("string_nul", "Text must not contain NUL characters")
     return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+        raise PydanticCustomError(
+            "datetime_out_of_range", "The time is out of range once converted to UTC"
+        ) from None
+
+
+UtcDateTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
 def money(value: Decimal) -> str:
