@@ -11,8 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.processes import alive
-from tests.worker.conftest import Stack
 from tests.worker.processes import free_port, wait_until
+from tests.worker.stack import Stack
 
 pytestmark = pytest.mark.slow
 

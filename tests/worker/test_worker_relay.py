@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from backend.domain.events import DomainEvent
 from backend.infrastructure.db.tables import outbox_events, processed_events
-from tests.worker.conftest import MODES, Stack
 from tests.worker.processes import wait_until
+from tests.worker.stack import MODES, Stack
 
 pytestmark = pytest.mark.slow
 
