@@ -118,7 +118,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(database_url: str, port: int, tmp: str) -> subprocess.Popen[bytes]:
+def start_server(
+    database_url: str, port: int, tmp: str, key_prefix: str
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "ENVIRONMENT": "test",
@@ -129,6 +131,7 @@ def start_server(database_url: str, port: int, tmp: str) -> subprocess.Popen[byt
         "LOG_LEVEL": "WARNING",
         "CELERY_BROKER_DIR": tmp,
         "REDIS_URL": os.environ.get("BENCH_REDIS_URL", ""),
+        "REDIS_KEY_PREFIX": key_prefix,  # everything the run leaves in Redis, deleted after
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     command = [
@@ -223,6 +226,21 @@ async def drive(base_url: str, server: subprocess.Popen[bytes], ids: list[str]) 
     }
 
 
+def delete_redis_keys(prefix: str) -> None:
+    """The relay kicks (one per order) and cache keys this run left behind."""
+    redis_url = os.environ.get("BENCH_REDIS_URL")
+    if not redis_url:
+        return
+    from redis import Redis
+
+    client = Redis.from_url(redis_url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
 def run() -> dict[str, Any]:
     server_url = os.environ.get("BENCH_DATABASE_URL")
     if not server_url:
@@ -233,6 +251,7 @@ def run() -> dict[str, Any]:
             "skipped": "set BENCH_DATABASE_URL to a PostgreSQL server to run this scenario",
         }
     name = f"orderflow_bench_{uuid.uuid4().hex[:10]}"
+    prefix = f"{name}:"
     database_url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     asyncio.run(admin_sql(server_url, f'CREATE DATABASE "{name}"'))
     try:
@@ -240,7 +259,7 @@ def run() -> dict[str, Any]:
         ids = asyncio.run(seed_products(database_url))
         with tempfile.TemporaryDirectory() as tmp:
             port = free_port()
-            server = start_server(database_url, port, tmp)
+            server = start_server(database_url, port, tmp, prefix)
             try:
                 result = asyncio.run(drive(f"http://127.0.0.1:{port}", server, ids))
             finally:
@@ -253,4 +272,5 @@ def run() -> dict[str, Any]:
         result["broker"] = "redis" if os.environ.get("BENCH_REDIS_URL") else "embedded"
     finally:
         asyncio.run(admin_sql(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        delete_redis_keys(prefix)
     return {"name": NAME, "target": None, **result}
