@@ -18,12 +18,16 @@ RUN groupadd --system --gid 10001 orderflow \
  && useradd --system --uid 10001 --gid orderflow --home /app --shell /usr/sbin/nologin orderflow
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
-COPY --chown=orderflow:orderflow alembic.ini ./
-COPY --chown=orderflow:orderflow backend ./backend
-COPY --chown=orderflow:orderflow worker ./worker
+# The code belongs to root and is read-only for the app user; only var/ is writable
+# (metrics files of `serve`, Beat's schedule; an emptyDir in Kubernetes).
+COPY alembic.ini ./
+COPY backend ./backend
+COPY worker ./worker
+RUN mkdir -p /app/var && chown orderflow:orderflow /app/var
 USER 10001:10001
 EXPOSE 8000 9808
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/api/v1/health\", timeout=2)"]
-# The API; compose and Kubernetes override the command for migrate, worker and beat.
-CMD ["sh", "-c", "exec uvicorn backend.api.app:create_app --factory --host \"$HOST\" --port \"$PORT\" --no-access-log --timeout-graceful-shutdown 20"]
+# The API (uvicorn, API_WORKERS processes, metrics in multiprocess mode, JSON logs);
+# compose and Kubernetes override the command for migrate, worker and beat.
+CMD ["python", "-m", "backend", "serve"]

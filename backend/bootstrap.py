@@ -20,7 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.core.config import Settings
 from backend.core.logging import get_logger
-from backend.core.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING, observe_order_events
+from backend.core.metrics import (
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PENDING,
+    READINESS_CHECKS,
+    observe_order_events,
+)
 from backend.domain.clock import SystemClock
 from backend.domain.errors import DomainError
 from backend.domain.events import DomainEvent
@@ -212,7 +217,11 @@ class Container:
             "broker": health.broker_check(self.celery),
         }
         results = await asyncio.gather(*(health.run_check(c, timeout) for c in checks.values()))
-        return dict(zip(checks, results, strict=True))
+        report = dict(zip(checks, results, strict=True))
+        for name, result in report.items():  # for the "readiness failing" alert
+            if result["status"] != "skipped":
+                READINESS_CHECKS.labels(check=name).set(1 if result["status"] == "ok" else 0)
+        return report
 
     async def ping_database(self) -> None:
         await health.database_check(self.engine)()

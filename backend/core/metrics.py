@@ -32,6 +32,13 @@ RATE_LIMIT_STORAGE_ERRORS = Counter(
     "rate_limit_storage_errors",
     "Requests let through unchecked because the rate-limit storage (Redis) failed",
 )
+# Set by every readiness probe; the latest answer of any worker process is the pod's state.
+READINESS_CHECKS = Gauge(
+    "readiness_check_ok",
+    "Last readiness result per dependency check (1 ok, 0 failed)",
+    ["check"],
+    multiprocess_mode="mostrecent",
+)
 
 # --- catalogue: tiered cache ------------------------------------------------
 CACHE_REQUESTS = Counter(
