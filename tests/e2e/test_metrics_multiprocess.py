@@ -50,14 +50,16 @@ def fresh_connection_get(base: str, path: str) -> httpx.Response:
         return client.get(path, headers={"Connection": "close"})
 
 
-def spread(served: Served, path: str, served_by_both: Callable[[], bool]) -> list[httpx.Response]:
+def spread(
+    served: Served, path: str, served_by_both: Callable[[], bool], at_least: int = 0
+) -> list[httpx.Response]:
     """Send batches of concurrent requests until both workers have answered some."""
     responses: list[httpx.Response] = []
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _ in range(50):
             batch = pool.map(lambda _: fresh_connection_get(served.base, path), range(16))
             responses.extend(batch)
-            if served_by_both():
+            if len(responses) >= at_least and served_by_both():
                 return responses
     raise AssertionError("one uvicorn worker answered every request: the test proves nothing")
 
@@ -110,6 +112,13 @@ def test_two_workers_report_summed_counters_process_metrics_and_templates(
         assert sample(text, 'rate_limited_requests_total{policy="default"}') == refused
         assert sample(text, "rate_limit_storage_errors_total") == 0
 
+        # Readiness results become a gauge (the "readiness failing" alert reads it).
+        assert fresh_connection_get(served.base, "/api/v1/readiness").status_code == 200
+        text = fresh_connection_get(served.base, "/metrics").text
+        assert sample(text, 'readiness_check_ok{check="database"}') == 1
+        assert sample(text, 'readiness_check_ok{check="broker"}') == 1
+        assert 'readiness_check_ok{check="redis"}' not in text  # skipped: not configured
+
         assert_every_line_is_json(served)
 
 
@@ -159,7 +168,7 @@ def test_two_workers_sharing_redis_spend_one_budget(tmp_path: Path) -> None:
                 counts = per_process(served, "http_requests_total", {"method": "GET"})
                 return len([pid for pid, n in counts.items() if n > 0]) == 2
 
-            responses = spread(served, "/api/v1/no-such-route", both_answered)
+            responses = spread(served, "/api/v1/no-such-route", both_answered, at_least=48)
             statuses = [r.status_code for r in responses]
             assert len(statuses) > 20
             assert statuses.count(404) == 20  # allowed: the quota, once, for both processes
@@ -174,3 +183,16 @@ def test_two_workers_sharing_redis_spend_one_budget(tmp_path: Path) -> None:
         from tests.integration.test_ratelimit_redis import delete_prefix
 
         asyncio.run(delete_prefix(redis_url, prefix))
+
+
+async def test_a_failing_readiness_check_sets_its_gauge_to_zero(tmp_path: Path) -> None:
+    from prometheus_client import REGISTRY
+
+    from tests.api.test_ratelimit import app_client
+    from tests.support import make_settings
+
+    unreachable = "postgresql+asyncpg://postgres@127.0.0.1:1/orderflow"
+    async with app_client(make_settings(tmp_path, unreachable, db_connect_timeout=1)) as c:
+        assert (await c.get("/api/v1/readiness")).status_code == 503
+    assert REGISTRY.get_sample_value("readiness_check_ok", {"check": "database"}) == 0
+    assert REGISTRY.get_sample_value("readiness_check_ok", {"check": "broker"}) == 1
