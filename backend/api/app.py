@@ -35,6 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         container = await build_container(settings)
         app.state.container = container
         await container.start_identity()
+        # Drops this process's L1 entries when any process writes (returns at once embedded).
+        container.spawn(container.cache.listen(), name="cache-invalidation")
         container.spawn(container.watch_outbox_backlog(), name="outbox-backlog-gauges")
         log.info(
             "api_started", environment=settings.environment, database=container.engine.dialect.name

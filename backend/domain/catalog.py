@@ -4,7 +4,7 @@ catalogue depends on (its repository and the read cache)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -21,6 +21,8 @@ MAX_NAME = 200
 MAX_DESCRIPTION = 5000
 
 T = TypeVar("T")
+# From `If-Match`: the version the client last saw (or any of several); None = no condition.
+ExpectedVersion = int | Collection[int] | None
 
 
 # --------------------------------------------------------------------------- errors
@@ -83,7 +85,7 @@ def to_price(value: Decimal | str | int) -> Decimal:
         raise InvalidProduct(f"The price must be between 0.00 and {MAX_PRICE}.")
     if price != price.quantize(CENT):
         raise InvalidProduct("The price has more than 2 decimal places.")
-    return price.quantize(CENT)
+    return CENT * 0 if price.is_zero() else price.quantize(CENT)  # never "-0.00"
 
 
 def _checked_name(name: str) -> str:
@@ -143,9 +145,12 @@ class Product:
             updated_at=now,
         )
 
-    def check_version(self, expected: int | None) -> None:
-        """Optimistic concurrency: `expected` is the client's `If-Match` (None = no condition)."""
-        if expected is not None and expected != self.version:
+    def check_version(self, expected: ExpectedVersion) -> None:
+        """Optimistic concurrency: refuse an edit based on another version."""
+        if expected is None:
+            return
+        allowed = {expected} if isinstance(expected, int) else expected
+        if self.version not in allowed:
             raise ProductVersionMismatch(self.id, self.version)
 
     def apply(self, changes: ProductChanges, now: datetime) -> bool:

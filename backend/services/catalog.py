@@ -15,6 +15,7 @@ from backend.domain.catalog import (
     PRODUCT_LIST_NS,
     PRODUCT_NS,
     Cache,
+    ExpectedVersion,
     InsufficientStockForAdjustment,
     InvalidProduct,
     Product,
@@ -23,7 +24,6 @@ from backend.domain.catalog import (
     ProductPage,
     ProductQuery,
     ProductRepository,
-    ProductVersionMismatch,
     StockAdjustment,
 )
 from backend.domain.errors import Conflict
@@ -139,10 +139,11 @@ class CatalogService:
         return product
 
     async def update(
-        self, product_id: str, changes: ProductChanges, *, expected_version: int | None = None
+        self, product_id: str, changes: ProductChanges, *, expected_version: ExpectedVersion = None
     ) -> Product:
         """Edit a product. With `expected_version` (If-Match) a stale version is refused;
-        without it, a concurrent edit is retried on the fresh row (last writer wins)."""
+        without it, a concurrent edit is retried on the fresh row (last writer wins).
+        The next attempt re-checks `expected_version` against the row the other edit left."""
         for _ in range(UPDATE_ATTEMPTS):
             async with self._uow() as uow:
                 product = await uow.products.get(product_id)
@@ -156,11 +157,11 @@ class CatalogService:
                     await uow.commit()
                     await products_changed(self._cache, [product_id])
                     return product
-            if expected_version is not None:
-                raise ProductVersionMismatch(product_id, read_version + 1)
         raise ConcurrentUpdate(f"Product {product_id} is being edited concurrently; retry.")
 
-    async def deactivate(self, product_id: str, *, expected_version: int | None = None) -> None:
+    async def deactivate(
+        self, product_id: str, *, expected_version: ExpectedVersion = None
+    ) -> None:
         await self.update(
             product_id, ProductChanges(is_active=False), expected_version=expected_version
         )

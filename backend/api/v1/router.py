@@ -4,9 +4,11 @@ from fastapi import APIRouter
 
 from backend.api.v1 import auth, probes, users
 from backend.api.v1 import orders as orders_routes
+from backend.api.v1 import products as products_routes
 
 api_router = APIRouter()
 api_router.include_router(probes.router)
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
+api_router.include_router(products_routes.router)
 api_router.include_router(orders_routes.router)

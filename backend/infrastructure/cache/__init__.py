@@ -5,6 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from backend.core.config import Settings
 from backend.infrastructure.cache.codecs import CATALOG_CODECS
@@ -14,15 +15,16 @@ from backend.infrastructure.cache.tiered import TieredCache
 __all__ = ["TieredCache", "build_cache"]
 
 
-def _client(settings: Settings, *, socket_timeout: float | None) -> Redis:
-    # No retries: the cache degrades on the first failure instead of stalling a request
-    # through redis-py's reconnect backoff (up to seconds); the breaker retries later.
+def _client(settings: Settings, *, retries: int, socket_timeout: float | None) -> Redis:
+    # At most one immediate retry, on a dropped connection only (a pooled connection that
+    # went stale when Redis restarted): never redis-py's default backoff, which would stall
+    # a request for seconds before the cache could fall back to L1 and the database.
     assert settings.redis_url is not None
     return Redis.from_url(
         settings.redis_url,
         socket_timeout=socket_timeout,
         socket_connect_timeout=settings.redis_socket_timeout,
-        retry=Retry(NoBackoff(), 0),
+        retry=Retry(NoBackoff(), retries, supported_errors=(RedisConnectionError,)),
         decode_responses=False,
     )
 
@@ -36,8 +38,10 @@ def build_cache(settings: Settings) -> TieredCache:
     return TieredCache(
         policy=settings.cache_policy,
         codecs=CATALOG_CODECS,
-        l2=RedisTier(_client(settings, socket_timeout=settings.redis_socket_timeout)),
-        subscriber=lambda: _client(settings, socket_timeout=settings.redis_socket_timeout),
+        l2=RedisTier(_client(settings, retries=1, socket_timeout=settings.redis_socket_timeout)),
+        # The listener reconnects itself (and resyncs): redis-py must not do it silently. Its
+        # reads carry their own timeout (the heartbeat), so the socket needs none.
+        subscriber=lambda: _client(settings, retries=0, socket_timeout=None),
         prefix=settings.redis_key_prefix,
         enabled=settings.cache_enabled,
     )

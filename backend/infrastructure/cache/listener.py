@@ -46,7 +46,7 @@ async def listen_for_invalidations(cache: TieredCache, connect: Callable[[], Red
                 log.warning("cache_listener_disconnected", error=repr(error))
             cache.subscribed.clear()
             if cache.l2 is not None:
-                cache.l2.record_error("listen", error)
+                cache.l2.record_error("listen", error, log_it=False)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
         finally:
@@ -57,6 +57,7 @@ async def listen_for_invalidations(cache: TieredCache, connect: Callable[[], Red
 async def _pump(cache: TieredCache, pubsub: PubSub) -> None:
     awaiting_pong = False
     while True:
+        _raise_if_cancel_was_swallowed()
         message = await pubsub.get_message(timeout=HEARTBEAT_SECONDS)
         if message is None:
             if awaiting_pong:
@@ -68,6 +69,15 @@ async def _pump(cache: TieredCache, pubsub: PubSub) -> None:
         elif message["type"] == "message":
             awaiting_pong = False
             cache.apply_message(message["data"])
+
+
+def _raise_if_cancel_was_swallowed() -> None:
+    """On Python 3.11 `asyncio.wait_for` (used inside redis-py) can swallow a cancellation
+    that lands as its inner call completes; the task is then still `cancelling()`. Without
+    this check such a listener would run on, and block the app's shutdown."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _close(pubsub: PubSub, client: Redis) -> None:

@@ -66,6 +66,7 @@ class RedisTier:
         self.client = client
         self._cooldown = cooldown
         self._open_until = 0.0
+        self._failing = False
         self._get_or_lease = client.register_script(_GET_OR_LEASE)
         self._fill = client.register_script(_FILL)
         self._bump = client.register_script(_BUMP)
@@ -76,23 +77,27 @@ class RedisTier:
 
     def mark_available(self) -> None:
         """The invalidation listener reached Redis again: stop skipping L2."""
-        if self._open_until:
-            log.info("cache_redis_recovered")
         self._open_until = 0.0
 
     async def _call(self, operation: str, run: Callable[[], Awaitable[T]]) -> T | _Failed:
         if not self.available:
             return FAILED
         try:
-            return await run()
+            result = await run()
         except _ERRORS as error:
             self.record_error(operation, error)
             return FAILED
+        if self._failing:
+            self._failing = False
+            log.info("cache_redis_recovered", operation=operation)
+        return result
 
-    def record_error(self, operation: str, error: BaseException) -> None:
+    def record_error(self, operation: str, error: BaseException, *, log_it: bool = True) -> None:
+        """Count every failure, log the first of an outage, skip L2 for a cooldown."""
         CACHE_REDIS_ERRORS.labels(operation).inc()
-        if self.available:  # log the first failure of an outage, count all of them
+        if log_it and not self._failing:
             log.warning("cache_redis_unavailable", operation=operation, error=repr(error))
+        self._failing = True
         self._open_until = time.monotonic() + self._cooldown
 
     async def get_or_lease(
@@ -101,6 +106,9 @@ class RedisTier:
         return await self._call(
             "get", lambda: self._get_or_lease(keys=[key, lease], args=[token, lease_ms])
         )
+
+    async def lease(self, lease: str, token: str, lease_ms: int) -> None:
+        await self._call("lease", lambda: self.client.set(lease, token, nx=True, px=lease_ms))
 
     async def fill(self, key: str, lease: str, token: str, raw: bytes, ttl_ms: int) -> bool:
         stored = await self._call(

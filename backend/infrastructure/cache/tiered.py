@@ -139,6 +139,9 @@ class TieredCache:
             return None, None
         value = codec.decode(raw) if isinstance(raw, bytes) else None
         self._count(namespace, "l2", "hit" if value is not None else "miss")
+        if value is None and raw is not None:
+            # An entry of another schema (another deploy): lease it so this load replaces it.
+            await self.l2.lease(f"{l2_key}:lease", token, LEASE_MS)
         return value, token
 
     async def _store_l2(

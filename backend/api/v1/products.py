@@ -1,0 +1,229 @@
+"""/products: the catalogue. Anyone reads active products; admins write.
+
+Reads are served from the tiered cache. Every product response carries
+`ETag: "<version>"`; `If-None-Match` on GET answers 304, a stale `If-Match` on a write 412.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Response, status
+from pydantic import AfterValidator
+
+from backend.api.deps import AdminUser, ContainerDep, OptionalUser
+from backend.api.openapi import problems
+from backend.api.v1.schemas.products import (
+    PriceIn,
+    ProductCreateIn,
+    ProductOut,
+    ProductPageOut,
+    ProductUpdateIn,
+    StockAdjustmentIn,
+    no_nul,
+)
+from backend.domain.catalog import ExpectedVersion, Product, ProductQuery, SortField
+from backend.domain.errors import NotAuthenticated, PermissionDenied
+from backend.domain.users import User
+
+router = APIRouter(prefix="/products", tags=["products"])
+
+ProductSort = Literal["name", "-name", "price", "-price", "created_at", "-created_at"]
+JSON = "application/json"
+# Clients may keep a copy but must revalidate it (cheaply, with If-None-Match) before use.
+REVALIDATE = "no-cache"
+_ETAG = re.compile(r'^\s*(W/)?"([^"]*)"\s*$')
+
+ETAG_HEADER = {
+    "ETag": {"description": 'The product version, e.g. `"3"`', "schema": {"type": "string"}}
+}
+IF_MATCH = Annotated[
+    str | None,
+    Header(description='Apply only if the product is still at this version (`"3"`), else 412.'),
+]
+
+
+def etag(product: Product) -> str:
+    return f'"{product.version}"'
+
+
+def product_response(product: Product, status_code: int = 200, **headers: str) -> Response:
+    return Response(
+        ProductOut.of(product).model_dump_json(),
+        status_code=status_code,
+        media_type=JSON,
+        headers={"ETag": etag(product), "Cache-Control": REVALIDATE, **headers},
+    )
+
+
+def expected_versions(if_match: str | None) -> ExpectedVersion:
+    """`If-Match` as versions: None for absent or `*`; strong ETags only (RFC 9110 13.1.1:
+    If-Match uses the strong comparison), so a weak or malformed one can never match."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    versions: set[int] = set()
+    for candidate in if_match.split(","):
+        match = _ETAG.match(candidate)
+        if match and not match.group(1) and match.group(2).isdigit():
+            versions.add(int(match.group(2)))
+    return versions
+
+
+def none_match(if_none_match: str | None, product: Product) -> bool:
+    """`If-None-Match` holds (GET uses the weak comparison: W/"3" matches "3")."""
+    if if_none_match is None:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    tag = str(product.version)
+    return any(
+        (m := _ETAG.match(candidate)) is not None and m.group(2) == tag
+        for candidate in if_none_match.split(",")
+    )
+
+
+def _is_admin(user: User | None) -> bool:
+    return user is not None and user.is_admin
+
+
+# --------------------------------------------------------------------------- reads
+@router.get(
+    "",
+    response_model=ProductPageOut,
+    summary="List products (active only, unless an admin asks for inactive ones too)",
+    responses=problems(401, 403, 422),
+)
+async def list_products(
+    container: ContainerDep,
+    user: OptionalUser,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=100, description="Text in the name, SKU or description."),
+        AfterValidator(no_nul),
+    ] = None,
+    min_price: Annotated[PriceIn | None, Query()] = None,
+    max_price: Annotated[PriceIn | None, Query()] = None,
+    in_stock: Annotated[
+        bool, Query(description="true: only products with stock > 0 (false: no filter).")
+    ] = False,
+    include_inactive: Annotated[bool, Query(description="Admins only.")] = False,
+    sort: Annotated[ProductSort, Query(description="A field; `-` for descending.")] = "name",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Any:
+    if include_inactive and not _is_admin(user):
+        if user is None:
+            raise NotAuthenticated("include_inactive=true needs an administrator's token.")
+        raise PermissionDenied("Only administrators may list inactive products.")
+    query = ProductQuery(
+        q=q,
+        min_price=min_price,
+        max_price=max_price,
+        in_stock=in_stock,
+        include_inactive=include_inactive,
+        sort=SortField(sort.lstrip("-")),
+        descending=sort.startswith("-"),
+        limit=limit,
+        offset=offset,
+    )
+    page = await container.catalog.list(query)
+    return Response(
+        ProductPageOut.of(page).model_dump_json(),
+        media_type=JSON,
+        headers={"Cache-Control": REVALIDATE},
+    )
+
+
+@router.get(
+    "/{product_id}",
+    response_model=ProductOut,
+    summary="One product (inactive ones: admins only)",
+    responses={
+        200: {"headers": ETAG_HEADER},
+        304: {"description": "Not modified: the `If-None-Match` ETag is current"},
+        **problems(401, 404, 422),
+    },
+)
+async def get_product(
+    product_id: uuid.UUID,
+    container: ContainerDep,
+    user: OptionalUser,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Any:
+    product = await container.catalog.get(str(product_id), include_inactive=_is_admin(user))
+    if none_match(if_none_match, product):
+        return Response(
+            status_code=status.HTTP_304_NOT_MODIFIED,
+            headers={"ETag": etag(product), "Cache-Control": REVALIDATE},
+        )
+    return product_response(product)
+
+
+# --------------------------------------------------------------------------- writes (admin)
+@router.post(
+    "",
+    response_model=ProductOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a product (admin)",
+    responses={201: {"headers": ETAG_HEADER}, **problems(401, 403, 409, 422)},
+)
+async def create_product(body: ProductCreateIn, _admin: AdminUser, container: ContainerDep) -> Any:
+    product = await container.catalog.create(
+        sku=body.sku,
+        name=body.name,
+        description=body.description,
+        price=body.price,
+        stock=body.stock,
+    )
+    return product_response(product, 201, Location=f"/api/v1/products/{product.id}")
+
+
+@router.patch(
+    "/{product_id}",
+    response_model=ProductOut,
+    summary="Change a product's name, description, price or active flag (admin)",
+    responses={200: {"headers": ETAG_HEADER}, **problems(401, 403, 404, 412, 422)},
+)
+async def update_product(
+    product_id: uuid.UUID,
+    body: ProductUpdateIn,
+    _admin: AdminUser,
+    container: ContainerDep,
+    if_match: IF_MATCH = None,
+) -> Any:
+    product = await container.catalog.update(
+        str(product_id), body.changes(), expected_version=expected_versions(if_match)
+    )
+    return product_response(product)
+
+
+@router.delete(
+    "/{product_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Deactivate a product (admin; soft: past orders keep their snapshot)",
+    responses=problems(401, 403, 404, 412, 422),
+)
+async def delete_product(
+    product_id: uuid.UUID, _admin: AdminUser, container: ContainerDep, if_match: IF_MATCH = None
+) -> None:
+    await container.catalog.deactivate(
+        str(product_id), expected_version=expected_versions(if_match)
+    )
+
+
+@router.post(
+    "/{product_id}/stock",
+    response_model=ProductOut,
+    summary="Adjust the stock by a delta, with a reason (admin; recorded)",
+    responses={200: {"headers": ETAG_HEADER}, **problems(401, 403, 404, 409, 422)},
+)
+async def adjust_stock(
+    product_id: uuid.UUID, body: StockAdjustmentIn, admin: AdminUser, container: ContainerDep
+) -> Any:
+    product = await container.catalog.adjust_stock(
+        str(product_id), body.delta, body.reason, actor_id=admin.id
+    )
+    return product_response(product)

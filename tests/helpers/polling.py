@@ -1,0 +1,15 @@
+"""Waiting for something that happens asynchronously, with a deadline instead of a sleep."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 1.0) -> None:
+    """Poll `check` until it holds; fail if it still does not after `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await check():
+        assert loop.time() < deadline, f"still not true after {within}s"
+        await asyncio.sleep(0.02)
