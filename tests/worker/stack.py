@@ -22,6 +22,8 @@ from sqlalchemy.pool import NullPool
 from backend.bootstrap import Container, build_container
 from backend.core.config import Settings
 from backend.infrastructure.db.tables import order_status_history, orders, outbox_events
+from backend.services import orders as orders_service
+from tests.helpers.orders import order_of, seed_product, seed_user
 from tests.support import make_settings, service_url
 from tests.worker.processes import Proc, stack_env, start_beat, start_worker
 
@@ -91,6 +93,32 @@ class Stack:
             .where(outbox_events.c.handled_at.is_(None))
         )
         return int(rows[0][0])
+
+
+async def place_orders(
+    stack: Stack, n: int, *, price: str = "10.00", quantity: int = 1
+) -> list[str]:
+    """`n` orders of one product through the orders service (the API's code path without
+    HTTP), concurrently on PostgreSQL; each commit kicks the relay as a request would."""
+    async with stack.container() as container:
+        async with container.uow() as uow:
+            user = await seed_user(uow)
+            product = await seed_product(uow, stock=n * quantity, price=price)
+            await uow.commit()
+        command = order_of(user.id, (product.id, quantity))
+
+        async def one() -> str:
+            placement = await orders_service.place_order(
+                container.uow(), command, clock=container.clock
+            )
+            assert placement.order is not None
+            return placement.order.id
+
+        lanes = 1 if stack.settings.is_sqlite else 8
+        ids: list[str] = []
+        for start in range(0, n, lanes):
+            ids += await asyncio.gather(*(one() for _ in range(min(lanes, n - start))))
+    return ids
 
 
 async def wait_for(

@@ -20,14 +20,18 @@ from celery.signals import before_task_publish, worker_process_init
 from kombu import Queue
 
 from backend.domain.events import OutboxRecord, event_to_message
+from backend.infrastructure.messaging.sqlite_broker import embedded_broker_url
 
 log = structlog.get_logger(__name__)
 
 QUEUES = ("default", "workflow", "notifications")
+# The workflow's own jobs (Beat's progression, validate_order) get a queue of their own, so
+# a burst of events (one dispatch per event, one relay kick per commit) in `default` never
+# delays them: workers take from their queues in turn.
 TASK_ROUTES = {
     "orderflow.workflow.*": {"queue": "workflow"},
-    "orderflow.outbox.*": {"queue": "workflow"},
-    "orderflow.events.*": {"queue": "workflow"},
+    "orderflow.outbox.*": {"queue": "default"},
+    "orderflow.events.*": {"queue": "default"},
     "orderflow.notifications.*": {"queue": "notifications"},
 }
 DISPATCH_EVENT_TASK = "orderflow.events.dispatch"
@@ -73,7 +77,7 @@ def _prepare_sqlite_broker(broker_url: str) -> None:
 def make_celery(broker_url: str, *, always_eager: bool = False, key_prefix: str = "") -> Celery:
     if broker_url.startswith("sqla+sqlite:///"):
         _prepare_sqlite_broker(broker_url)
-    app = Celery("orderflow", broker=broker_url, set_as_current=False)
+    app = Celery("orderflow", broker=embedded_broker_url(broker_url), set_as_current=False)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
