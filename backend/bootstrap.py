@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from celery import Celery
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -65,9 +66,10 @@ def create_celery(settings: Settings) -> Celery:
     )
 
 
-def render_metrics() -> tuple[bytes, str]:
-    """The /metrics payload: this process, or every worker process in multiprocess mode."""
-    return metrics_exposition()
+def render_metrics(extra: CollectorRegistry | None = None) -> tuple[bytes, str]:
+    """The /metrics payload: this process (plus `extra`, e.g. an app's HTTP metrics), or
+    every worker process in multiprocess mode."""
+    return metrics_exposition(extra)
 
 
 def create_redis(settings: Settings) -> Redis | None:

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from backend import __version__
@@ -64,7 +65,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Rate limiting is the innermost middleware: its 429s are counted by the HTTP metrics and
     # get the CORS, security and request-id headers of the middlewares around it (ADR 0011).
     app.add_middleware(RateLimitMiddleware, trusted_proxies=settings.trusted_proxies)
-    Instrumentator(excluded_handlers=["/metrics"], should_group_untemplated=True).instrument(app)
+    # The HTTP metrics belong to this app (a second app in one process, as in the tests,
+    # would otherwise find them registered globally and record nothing); /metrics adds them.
+    app.state.http_metrics = CollectorRegistry(auto_describe=True)
+    Instrumentator(
+        excluded_handlers=["/metrics"],
+        should_group_untemplated=True,
+        registry=app.state.http_metrics,
+    ).instrument(app)
 
     # Added last = outermost: the request id exists before anything else runs.
     if settings.cors_origins:

@@ -6,7 +6,7 @@ mode, the merge of every worker's samples also carries each worker's process met
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from backend.bootstrap import render_metrics
@@ -15,7 +15,7 @@ router = APIRouter()
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
+def metrics(request: Request) -> Response:
     # A sync route: reading the multiprocess files runs in the thread pool, off the loop.
-    payload, content_type = render_metrics()
+    payload, content_type = render_metrics(getattr(request.app.state, "http_metrics", None))
     return Response(payload, headers={"Content-Type": content_type})

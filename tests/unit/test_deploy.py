@@ -199,13 +199,13 @@ def test_the_api_has_liveness_readiness_and_a_writable_metrics_directory(
 def test_worker_and_beat_commands_and_exactly_one_beat(manifests: list[Resource]) -> None:
     workloads = deployments(manifests)
     worker = workloads["orderflow-worker"]["spec"]["template"]["spec"]["containers"][0]
-    assert worker["command"][:4] == ["celery", "-A", "worker.celery_app", "worker"]
+    assert worker["command"][:5] == ["celery", "-A", "worker.celery_app", "--quiet", "worker"]
     assert worker["livenessProbe"]["tcpSocket"]["port"] == "metrics"
     beat = workloads["orderflow-beat"]
     assert beat["spec"]["replicas"] == 1
     assert beat["spec"]["strategy"] == {"type": "Recreate"}
     command = beat["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert command[:4] == ["celery", "-A", "worker.celery_app", "beat"]
+    assert command[:5] == ["celery", "-A", "worker.celery_app", "--quiet", "beat"]
     schedule = command[command.index("--schedule") + 1]
     mounts = [
         m["mountPath"] for m in beat["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
@@ -304,7 +304,7 @@ def exposed_series() -> set[str]:
     app = create_app(make_settings(Path("."), "sqlite+aiosqlite:///:memory:"))
     app.build_middleware_stack()  # the instrumentator declares the HTTP metrics here
     names = {"up"}
-    for family in REGISTRY.collect():
+    for family in [*REGISTRY.collect(), *app.state.http_metrics.collect()]:
         names.add(family.name)
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}
         names.update(family.name + suffix for suffix in suffixes.get(family.type, []))

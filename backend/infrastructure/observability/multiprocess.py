@@ -85,10 +85,27 @@ class LiveProcessesCollector(Collector):
         yield from merged.values()
 
 
-def exposition_registry() -> CollectorRegistry:
+class Union(Collector):
+    """Several registries as one collector (for a single-process exposition)."""
+
+    def __init__(self, *registries: CollectorRegistry) -> None:
+        self.registries = registries
+
+    def collect(self) -> Iterator[Metric]:
+        for registry in self.registries:
+            yield from registry.collect()
+
+
+def exposition_registry(extra: CollectorRegistry | None = None) -> CollectorRegistry:
     directory = os.environ.get(MULTIPROC_ENV)
     if not directory:
-        return REGISTRY  # one process: the default registry has everything, process metrics too
+        # One process: the default registry (business and process metrics) and `extra`.
+        if extra is None:
+            return REGISTRY
+        combined = CollectorRegistry(auto_describe=False)
+        combined.register(Union(REGISTRY, extra))
+        return combined
+    # Every process's samples are in the files, whichever registry declared them.
     processes = LiveProcessesCollector(Path(directory))
     processes.forget_dead()
     registry = CollectorRegistry()
@@ -98,6 +115,6 @@ def exposition_registry() -> CollectorRegistry:
     return registry
 
 
-def metrics_exposition() -> tuple[bytes, str]:
+def metrics_exposition(extra: CollectorRegistry | None = None) -> tuple[bytes, str]:
     """The /metrics payload and its content type."""
-    return generate_latest(exposition_registry()), CONTENT_TYPE_LATEST
+    return generate_latest(exposition_registry(extra)), CONTENT_TYPE_LATEST
