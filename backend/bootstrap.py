@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from backend.core.config import Settings
 from backend.core.logging import get_logger
 from backend.core.metrics import (
+    DEPENDENCY_ERRORS,
     OUTBOX_OLDEST_AGE,
     OUTBOX_PENDING,
     READINESS_CHECKS,
@@ -95,6 +96,7 @@ class Container:
     clock: Clock = field(default_factory=SystemClock)
     rate_limiter: RateLimiter | None = None  # None when RATE_LIMIT_ENABLED=false
     _background: list[asyncio.Task[Any]] = field(default_factory=list)
+    _kick_failing: bool = False
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, after_commit=self._kick_relay)
@@ -161,11 +163,21 @@ class Container:
         One quick reconnect at most (a request never waits on a dead broker), and a kick
         older than the poll interval is dropped: the poll has covered it by then."""
         observe_order_events(events)  # business metrics count committed changes only
-        await self.tasks.publish(
-            RELAY_OUTBOX_TASK,
-            expires=self.settings.outbox_poll_interval,
-            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.1},
-        )
+        try:
+            await self.tasks.publish(
+                RELAY_OUTBOX_TASK,
+                expires=self.settings.outbox_poll_interval,
+                retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.1},
+            )
+        except Exception as error:  # the broker is down: the events wait in the outbox
+            DEPENDENCY_ERRORS.labels(dependency="broker").inc()
+            if not self._kick_failing:  # one line per outage, not one traceback per request
+                log.warning("relay_kick_failed", error=f"{type(error).__name__}: {error}")
+            self._kick_failing = True
+        else:
+            if self._kick_failing:
+                log.info("relay_kick_recovered")
+            self._kick_failing = False
 
     # --- workers (issue 6) ------------------------------------------------------------
     @cached_property

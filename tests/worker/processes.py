@@ -177,3 +177,50 @@ __all__ = [
     "start_worker",
     "wait_until",
 ]
+
+
+class OwnRedis:
+    """A private redis-server on a free port (never the shared one): stopped and started
+    again at will, with no persistence, so a restart loses every queued message."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        subprocess.run(
+            [
+                "redis-server",
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.workdir),
+                "--pidfile", str(self.workdir / "redis.pid"),
+                "--daemonize", "yes",
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        wait_until(self.answers, 10, "redis-server did not start")
+
+    def stop(self) -> None:
+        pid_file = self.workdir / "redis.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().strip() or 0)
+            if pid and alive(pid):
+                os.kill(pid, signal.SIGKILL)  # an abrupt outage, no goodbye to clients
+            pid_file.unlink(missing_ok=True)
+        wait_until(lambda: not self.answers(), 10, "redis-server did not stop")
+
+    def answers(self) -> bool:
+        import socket
+
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
