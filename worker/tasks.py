@@ -131,5 +131,7 @@ def purge_expired() -> dict[str, int]:
         return await progression.purge_expired(c.uow, c.clock, c.workflow_policy())
 
     report = runtime.run(purge)
-    log.info("purged", idempotency_keys=report.idempotency_keys)
-    return {"idempotency_keys": report.idempotency_keys}
+    log.info(
+        "purged", idempotency_keys=report.idempotency_keys, refresh_tokens=report.refresh_tokens
+    )
+    return {"idempotency_keys": report.idempotency_keys, "refresh_tokens": report.refresh_tokens}

@@ -231,6 +231,12 @@ class RefreshTokenRepository(Protocol):
 
     async def revoke_all_for_user(self, user_id: str, at: datetime) -> int: ...
 
+    async def purge(self, expired_before: datetime, limit: int) -> int:
+        """Delete up to `limit` tokens that expired before `expired_before` (spent, revoked
+        or not: an expired token is refused anyway, while a spent one that has not expired
+        must stay to detect its reuse); the number deleted. (Workers' purge job.)"""
+        ...
+
 
 class PasswordHasher(Protocol):
     """Slow hashing; implementations never block the event loop."""

@@ -228,17 +228,37 @@ class PurgeReport:
     refresh_tokens: int = 0
 
 
+Purge = Callable[[UnitOfWork, datetime, int], Awaitable[int]]
+
+
 async def purge_expired(
     uow_factory: UnitOfWorkFactory, clock: Clock, policy: WorkflowPolicy
 ) -> PurgeReport:
-    """Idempotency keys older than their 24 h, in bounded batches, one commit each."""
-    report = PurgeReport()
+    """Idempotency keys past their 24 h and expired refresh tokens (a spent one that has not
+    expired stays: presenting it again is how token theft is detected)."""
+
+    async def keys(uow: UnitOfWork, now: datetime, limit: int) -> int:
+        return await uow.idempotency.purge(now - policy.idempotency_ttl, limit)
+
+    async def tokens(uow: UnitOfWork, now: datetime, limit: int) -> int:
+        return await uow.refresh_tokens.purge(now, limit)
+
+    return PurgeReport(
+        idempotency_keys=await _purge_in_batches(uow_factory, clock, policy, keys),
+        refresh_tokens=await _purge_in_batches(uow_factory, clock, policy, tokens),
+    )
+
+
+async def _purge_in_batches(
+    uow_factory: UnitOfWorkFactory, clock: Clock, policy: WorkflowPolicy, purge: Purge
+) -> int:
+    """Bounded batches, one commit each: never one long transaction holding the table."""
+    total = 0
     for _ in range(policy.max_batches):
         async with uow_factory() as uow:
-            cutoff = clock.now() - policy.idempotency_ttl
-            deleted = await uow.idempotency.purge(cutoff, policy.batch_size)
+            deleted = await purge(uow, clock.now(), policy.batch_size)
             await uow.commit()
-        report.idempotency_keys += deleted
+        total += deleted
         if deleted < policy.batch_size:
             break
-    return report
+    return total

@@ -117,6 +117,15 @@ class FakeRefreshTokenRepository(_Transactional):
     async def revoke_all_for_user(self, user_id: str, at: datetime) -> int:
         return self._revoke(lambda t: t.user_id == user_id, at)
 
+    async def purge(self, expired_before: datetime, limit: int) -> int:
+        expired = sorted(
+            (t for t in self.rows.values() if t.expires_at < expired_before),
+            key=lambda t: t.expires_at,
+        )[:limit]
+        for token in expired:
+            del self.rows[token.id]
+        return len(expired)
+
     def _revoke(self, match: object, at: datetime) -> int:
         count = 0
         for token_id, token in list(self.rows.items()):

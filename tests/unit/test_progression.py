@@ -196,17 +196,41 @@ async def test_the_validation_consumer_ignores_an_order_no_longer_pending(
     assert moves(db, order) == [(None, "pending"), ("pending", "validated")]
 
 
-async def test_purge_removes_idempotency_keys_older_than_a_day_in_batches(
+async def test_purge_removes_day_old_keys_and_expired_tokens_in_batches(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     from backend.domain.orders import IdempotencyRecord
+    from backend.domain.users import RefreshToken
 
-    old = clock.now() - timedelta(hours=25)
+    now = clock.now()
+    old = now - timedelta(hours=25)
     for i in range(5):
         db.idempotency.rows[("u", f"old-{i}")] = IdempotencyRecord("u", f"old-{i}", "h", None, old)
-    db.idempotency.rows[("u", "new")] = IdempotencyRecord("u", "new", "h", None, clock.now())
+    db.idempotency.rows[("u", "new")] = IdempotencyRecord("u", "new", "h", None, now)
+
+    def token(name: str, expires_in: timedelta, spent: bool) -> RefreshToken:
+        return RefreshToken(
+            id=name,
+            user_id="u",
+            family_id="f",
+            token_hash=name,
+            created_at=old,
+            expires_at=now + expires_in,
+            spent_at=old if spent else None,
+        )
+
+    for t in (
+        token("expired-spent", timedelta(hours=-1), spent=True),
+        token("expired", timedelta(seconds=-1), spent=False),
+        token("spent-live", timedelta(days=1), spent=True),  # kept: reuse detection
+        token("live", timedelta(days=1), spent=False),
+    ):
+        db.refresh_tokens.rows[t.id] = t
+    commits = db.commits
 
     report = await progression.purge_expired(db, clock, POLICY)
 
-    assert report.idempotency_keys == 5
+    assert (report.idempotency_keys, report.refresh_tokens) == (5, 2)
     assert list(db.idempotency.rows) == [("u", "new")]
+    assert sorted(db.refresh_tokens.rows) == ["live", "spent-live"]
+    assert db.commits - commits == 3 + 2  # batches of 2: keys 2+2+1, tokens 2+0

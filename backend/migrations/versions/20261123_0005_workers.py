@@ -1,8 +1,10 @@
-"""workers: the outbox remembers when its consumers handled an event, and who caused it.
+"""workers: the outbox remembers when its consumers handled an event, and who caused it;
+expired refresh tokens are found by index.
 
 `handled_at` lets the relay's safety net re-publish events whose dispatch message was lost
 (the embedded SQLite broker does not restore a message a SIGKILLed worker had taken);
-`request_id` carries the API request id into the worker's log lines of the consumers.
+`request_id` carries the API request id into the worker's log lines of the consumers;
+`ix_refresh_tokens_expires_at` serves the purge job's bounded batches.
 
 Revision ID: 0005
 Revises: 0004
@@ -34,9 +36,11 @@ def upgrade() -> None:
         postgresql_where=sa.text(UNHANDLED),
         sqlite_where=sa.text(UNHANDLED),
     )
+    op.create_index("ix_refresh_tokens_expires_at", "refresh_tokens", ["expires_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_refresh_tokens_expires_at", table_name="refresh_tokens")
     op.drop_index("ix_outbox_events_unhandled", table_name="outbox_events")
     # Plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35): a batch copy of the table would
     # have to re-create the partial index on unpublished rows.

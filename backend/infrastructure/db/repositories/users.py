@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backend.domain.users import EmailTaken, RefreshToken, Role, User, UserPage
@@ -176,5 +176,20 @@ class SqlRefreshTokenRepository(SqlRepository):
             update(refresh_tokens)
             .where(refresh_tokens.c.user_id == user_id, refresh_tokens.c.revoked_at.is_(None))
             .values(revoked_at=at)
+        )
+        return int(result.rowcount)
+
+    async def purge(self, expired_before: datetime, limit: int) -> int:
+        doomed = (
+            select(refresh_tokens.c.id)
+            .where(refresh_tokens.c.expires_at < expired_before)
+            .order_by(refresh_tokens.c.expires_at)
+            .limit(limit)
+        )
+        ids = list((await self._conn.execute(doomed)).scalars())
+        if not ids:
+            return 0
+        result = await self._conn.execute(
+            delete(refresh_tokens).where(refresh_tokens.c.id.in_(ids))
         )
         return int(result.rowcount)

@@ -45,4 +45,5 @@ refresh_tokens = Table(
     Index("ix_refresh_tokens_token_hash", "token_hash", unique=True),
     Index("ix_refresh_tokens_family_id", "family_id"),
     Index("ix_refresh_tokens_user_id", "user_id"),
+    Index("ix_refresh_tokens_expires_at", "expires_at"),  # the workers' purge (migration 0005)
 )
