@@ -14,7 +14,12 @@ import json
 import sys
 from pathlib import Path
 
-SCENARIOS = ["bench.scenario_health", "bench.scenario_login", "bench.scenario_orders"]
+SCENARIOS = [
+    "bench.scenario_health",
+    "bench.scenario_login",
+    "bench.scenario_orders",
+    "bench.scenario_products",
+]
 
 
 def main() -> int:

@@ -15,16 +15,18 @@ from backend.domain.ports import UnitOfWork
 from backend.domain.users import User
 
 
-def get_container(request: Request) -> Container:
+# `async def` although nothing is awaited: FastAPI runs a plain `def` dependency in the
+# thread pool, a hop that cost more than the whole cached product read (bench/scenario_products).
+async def get_container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
 
-def get_settings_dep(container: Annotated[Container, Depends(get_container)]) -> Settings:
+async def get_settings_dep(container: Annotated[Container, Depends(get_container)]) -> Settings:
     return container.settings
 
 
-def get_uow(container: Annotated[Container, Depends(get_container)]) -> UnitOfWork:
+async def get_uow(container: Annotated[Container, Depends(get_container)]) -> UnitOfWork:
     return container.uow()
 
 

@@ -39,6 +39,7 @@ def no_nul(value: str) -> str:
     return value
 
 
+SKU_INPUT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 PriceIn = Annotated[
     Decimal,
     Field(
@@ -54,7 +55,8 @@ MoneyOut = Annotated[
 ]
 Sku = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"),
+    # The pattern is checked before `to_upper` applies, hence both cases.
+    StringConstraints(strip_whitespace=True, to_upper=True, pattern=SKU_INPUT),
     Field(
         description="1..64 letters, digits, '.', '_' or '-'; unique, case-insensitively "
         "(stored upper-case).",
