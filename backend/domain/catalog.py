@@ -3,6 +3,7 @@ catalogue depends on (its repository and the read cache)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -218,12 +219,21 @@ class ProductQuery:
     offset: int = 0
 
     def cache_key(self) -> str:
-        """A canonical text form: equal queries share one cached page."""
-        direction = "-" if self.descending else ""
-        return (
-            f"q={self.q or ''}|min={self.min_price or ''}|max={self.max_price or ''}"
-            f"|stock={int(self.in_stock)}|inactive={int(self.include_inactive)}"
-            f"|sort={direction}{self.sort.value}|limit={self.limit}|offset={self.offset}"
+        """A canonical text form: equal queries share one cached page (JSON, so no text in
+        `q` can make two different queries look alike)."""
+        prices = [None if p is None else f"{p:.2f}" for p in (self.min_price, self.max_price)]
+        return json.dumps(
+            [
+                self.q,
+                *prices,
+                self.in_stock,
+                self.include_inactive,
+                self.sort.value,
+                self.descending,
+                self.limit,
+                self.offset,
+            ],
+            separators=(",", ":"),
         )
 
 

@@ -6,6 +6,7 @@ invalidation can only load the committed state.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -45,10 +46,14 @@ class ConcurrentUpdate(Conflict):
 
 
 async def products_changed(cache: Cache, product_ids: Iterable[str]) -> None:
-    """Call after committing any change to these products (also used by the orders flow)."""
-    ids = list(product_ids)
-    if ids:
-        await cache.invalidate(PRODUCT_NS, *ids)
+    """Call after committing any change to these products (also used by the orders flow).
+    Shielded: a request cancelled after its commit still invalidates what it changed."""
+    await asyncio.shield(_invalidate(cache, list(product_ids)))
+
+
+async def _invalidate(cache: Cache, product_ids: list[str]) -> None:
+    if product_ids:
+        await cache.invalidate(PRODUCT_NS, *product_ids)
     await cache.invalidate_namespace(PRODUCT_LIST_NS)
 
 

@@ -144,3 +144,13 @@ def test_equal_queries_share_a_cache_key_and_different_ones_do_not() -> None:
         ),
     ]
     assert len({base.cache_key(), *(v.cache_key() for v in variants)}) == 6
+
+
+def test_search_text_cannot_forge_another_querys_cache_key() -> None:
+    forged = ProductQuery(q='x",null,"1.00')
+    honest = ProductQuery(q="x", min_price=Decimal("1.00"))
+    assert forged.cache_key() != honest.cache_key()
+    assert (
+        ProductQuery(min_price=Decimal("1.0")).cache_key()
+        == ProductQuery(min_price=Decimal("1.00")).cache_key()
+    )
