@@ -245,6 +245,11 @@ class OrderRepository(Protocol):
 
     async def get(self, order_id: str) -> Order | None: ...
 
+    async def get_many(self, order_ids: Sequence[str]) -> dict[str, Order]:
+        """The orders (with their lines) found among `order_ids`, by id: two queries for a
+        whole batch (the workers' jobs)."""
+        ...
+
     async def search(self, query: OrderQuery) -> OrderPage: ...
 
     async def compare_and_set_status(

@@ -85,9 +85,10 @@ async def _run_batch(
         ids = await claim(uow, now, batch_size)
         if not ids:
             return 0
+        loaded = await uow.orders.get_many(ids)  # the claimed rows are locked: a stable read
         moved: list[Order] = []
         for order_id in ids:
-            order = await uow.orders.get(order_id)
+            order = loaded.get(order_id)
             after = await move(uow, order, now) if order is not None else None
             if after is not None:
                 moved.append(after)

@@ -119,6 +119,9 @@ class FakeOrderRepository(_Transactional):
         order = self.rows.get(order_id)
         return replace(order) if order else None
 
+    async def get_many(self, order_ids: Sequence[str]) -> dict[str, Order]:
+        return {i: replace(self.rows[i]) for i in order_ids if i in self.rows}
+
     async def search(self, query: OrderQuery) -> OrderPage:
         found = [
             o

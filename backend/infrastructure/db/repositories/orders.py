@@ -122,6 +122,12 @@ class SqlOrderRepository(SqlRepository):
         found = await self._load(select(orders).where(orders.c.id == order_id))
         return found[0] if found else None
 
+    async def get_many(self, order_ids: Sequence[str]) -> dict[str, Order]:
+        if not order_ids:
+            return {}
+        found = await self._load(select(orders).where(orders.c.id.in_(list(order_ids))))
+        return {order.id: order for order in found}
+
     async def search(self, query: OrderQuery) -> OrderPage:
         conditions = _filters(query)
         total = (
