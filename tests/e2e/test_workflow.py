@@ -101,3 +101,47 @@ async def test_orders_move_through_the_workflow_by_themselves(
         return await stack.unhandled_events() == 0
 
     await wait_for(events_handled, 30, diagnosis)  # every event reached its consumers
+
+
+@pytest.mark.parametrize("mode", ["embedded"])
+async def test_validate_now_runs_the_named_task_in_the_worker_with_the_request_id(
+    make_stack: Any, client_for: Any, mode: str
+) -> None:
+    """POST /orders/{id}/validate publishes `orderflow.workflow.validate_order`; the worker
+    validates the order and logs under the request id of that POST. (The order.created
+    event is marked handled first, so nothing but that task can validate it.)"""
+    stack: Stack = make_stack(mode, workflow_retry_after=3600)
+    async with client_for(stack.settings) as client:
+        _, owner = await api_user(client)
+        _, admin = await api_user(client, "admin")
+        product = await api_product(client, stock=5, price="10.00")
+        order_id = await place(client, owner, product.id, 1)
+        async with stack.container() as container, container.uow() as uow:
+            claimed = await uow.outbox.claim_unpublished(10)
+            ids = [r.event.id for r in claimed]
+            await uow.outbox.mark_published(ids, container.clock.now())
+            await uow.outbox.mark_handled(ids, container.clock.now())
+            await uow.commit()
+        worker = stack.worker()
+
+        response = await client.post(
+            f"{ORDERS}/{order_id}/validate", headers={**admin, "X-Request-ID": "req-validate-9"}
+        )
+        assert response.status_code == 202, response.text
+
+        await wait_for(reached(stack, order_id, "validated"), 60, stack.logs)
+
+    def validation_lines() -> list[dict[str, Any]]:
+        return [
+            line
+            for line in worker.json_lines()
+            if line["event"] == "order_validated" and line.get("order_id") == order_id
+        ]
+
+    async def logged() -> bool:
+        return bool(validation_lines())
+
+    await wait_for(logged, 10, stack.logs)  # the line follows the commit by a moment
+    lines = validation_lines()
+    assert lines[0]["task"] == "orderflow.workflow.validate_order"
+    assert lines[0]["request_id"] == "req-validate-9" and lines[0]["status"] == "validated"

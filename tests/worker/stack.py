@@ -124,7 +124,7 @@ async def place_orders(
 async def wait_for(
     predicate: Callable[[], Awaitable[bool]],
     timeout: float,
-    message: Callable[[], Awaitable[str]] | str,
+    message: Callable[[], Awaitable[str] | str] | str,
 ) -> None:
     """Poll an async condition; a failure says what never happened (no timing assertion)."""
     deadline = time.monotonic() + timeout
@@ -132,7 +132,10 @@ async def wait_for(
         if await predicate():
             return
         await asyncio.sleep(0.25)
-    raise AssertionError(message if isinstance(message, str) else await message())
+    if callable(message):
+        explained = message()
+        message = explained if isinstance(explained, str) else await explained
+    raise AssertionError(message)
 
 
 async def _delete_prefix(redis_url: str, prefix: str) -> None:

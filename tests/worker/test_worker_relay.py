@@ -80,13 +80,17 @@ def test_the_worker_relays_dispatches_and_handles_every_event_once(
     assert state["processed"] == dict.fromkeys(ids, 1)  # the consumer ran once per event
 
     # Every dispatch ran with the request id of the request that wrote the event.
-    dispatched = [
-        line
-        for line in worker.json_lines()
-        if line.get("task") == "orderflow.events.dispatch" and "succeeded" in line["event"]
-    ]
-    assert {line["event_id"] for line in dispatched} == set(ids)
-    assert {line.get("request_id") for line in dispatched} == {"req-relay-1"}
+    def dispatched() -> list[dict[str, Any]]:
+        return [
+            line
+            for line in worker.json_lines()
+            if line.get("task") == "orderflow.events.dispatch" and "succeeded" in line["event"]
+        ]
+
+    # (a task's "succeeded" line follows its commit by a moment)
+    wait_until(lambda: len(dispatched()) >= len(ids), 10, lambda: stack.logs())
+    assert {line["event_id"] for line in dispatched()} == set(ids)
+    assert {line.get("request_id") for line in dispatched()} == {"req-relay-1"}
 
 
 @pytest.mark.parametrize("mode", MODES)
