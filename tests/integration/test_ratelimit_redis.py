@@ -6,7 +6,6 @@ Outages use a redis-server of the test's own (on a free port), never the shared 
 from __future__ import annotations
 
 import asyncio
-import logging
 import shutil
 import socket
 import subprocess
@@ -29,7 +28,6 @@ from tests.support import make_settings
 
 pytestmark = pytest.mark.redis
 
-LIMITER_LOGGER = "backend.infrastructure.ratelimit.limiter"
 NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
 
 
@@ -91,28 +89,33 @@ def own_redis() -> Iterator[OwnRedis]:
         server.stop()
 
 
-class Captured(logging.Handler):
+class Captured:
+    """Stands in for the limiter module's structlog logger: records each call's event and
+    fields (independent of how logging happens to be configured in this process)."""
+
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
         self.events: list[dict[str, Any]] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if isinstance(record.msg, dict):
-            self.events.append(record.msg)
+    def _record(self, level: str) -> Any:
+        def record(event: str, **fields: Any) -> None:
+            self.events.append({"event": event, "level": level, **fields})
+
+        return record
+
+    def __getattr__(self, level: str) -> Any:
+        return self._record(level)
 
     def named(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == event]
 
 
 @pytest.fixture
-def captured() -> Iterator[Captured]:
-    handler = Captured()
-    logger = logging.getLogger(LIMITER_LOGGER)
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
+def captured(monkeypatch: pytest.MonkeyPatch) -> Captured:
+    from backend.infrastructure.ratelimit import limiter
+
+    recorder = Captured()
+    monkeypatch.setattr(limiter, "log", recorder)
+    return recorder
 
 
 async def delete_prefix(redis_url: str, prefix: str) -> None:
