@@ -78,7 +78,9 @@ EVENTS_CONSUMED = Counter(
 )
 # Served by the API (refreshed in the background, every API process computes the same value).
 OUTBOX_PENDING = Gauge(
-    "outbox_pending_events", "Outbox events not yet handed to the broker", multiprocess_mode="livemax"
+    "outbox_pending_events",
+    "Outbox events not yet handed to the broker",
+    multiprocess_mode="livemax",
 )
 OUTBOX_OLDEST_AGE = Gauge(
     "outbox_oldest_pending_age_seconds",
