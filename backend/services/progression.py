@@ -120,7 +120,7 @@ async def validate_in(
     validated, or rejected with the reason (the transition releases the stock)."""
     if order.status is not S.PENDING:
         return None
-    reason = await orders_service._validation_failure(uow, order, max_total)
+    reason = await orders_service.validation_failure(uow, order, max_total)
     target = S.VALIDATED if reason is None else S.REJECTED
     return await system_transition(uow, order, target, now, reason)
 
