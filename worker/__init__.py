@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+DIR_PREFIX = "orderflow-worker-metrics-"
 
 
 def _is_worker_command(argv: list[str]) -> bool:
@@ -26,10 +27,19 @@ def _is_worker_command(argv: list[str]) -> bool:
     return is_celery and "worker" in argv[1:]
 
 
+def _remove_dirs_of_dead_workers() -> None:
+    """A SIGKILLed worker leaves its directory behind; the next worker sweeps it away."""
+    for path in Path(tempfile.gettempdir()).glob(f"{DIR_PREFIX}*-*"):
+        pid = path.name.removeprefix(DIR_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _use_private_metrics_dir() -> None:
-    directory = tempfile.mkdtemp(prefix="orderflow-worker-metrics-")
-    os.environ[MULTIPROC_ENV] = directory
+    _remove_dirs_of_dead_workers()
     owner = os.getpid()
+    directory = tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{owner}-")
+    os.environ[MULTIPROC_ENV] = directory
 
     def remove() -> None:
         if os.getpid() == owner:  # not in a forked child that happens to run atexit

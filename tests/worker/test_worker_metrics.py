@@ -4,6 +4,7 @@ across a child's death (prometheus_client multiprocess mode)."""
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import httpx
@@ -56,3 +57,21 @@ def test_task_counts_of_every_child_are_summed_even_after_the_child_exited(
     assert len(ran_in) >= 8  # the pool really was replaced several times
     assert sum(alive(pid) for pid in ran_in) <= 2  # and most of those processes are gone
     assert worker.popen.pid not in ran_in
+
+
+def test_a_new_worker_sweeps_away_the_metrics_dirs_of_dead_workers(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    dead_pid = 2**22 + 12345  # above the kernel's pid_max: never alive
+    dead = tmp_path / f"{worker.DIR_PREFIX}{dead_pid}-abc"
+    live = tmp_path / f"{worker.DIR_PREFIX}{os.getpid()}-def"
+    for directory in (dead, live):
+        directory.mkdir()
+        (directory / "counter_1.db").write_bytes(b"x")
+
+    worker._remove_dirs_of_dead_workers()
+
+    assert not dead.exists() and live.exists()
