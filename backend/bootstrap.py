@@ -48,8 +48,9 @@ from backend.infrastructure.security import build_login_attempts
 from backend.infrastructure.security.passwords import BcryptHasher
 from backend.infrastructure.security.tokens import JoseTokenIssuer
 from backend.services.auth import AuthPolicy, AuthService
-from backend.services.catalog import CatalogService
+from backend.services.catalog import CatalogService, products_changed
 from backend.services.events import EventConsumer
+from backend.services.orders import products_with_stock_changed
 from backend.services.outbox import RelayPolicy, outbox_backlog
 from backend.services.progression import OrderValidationConsumer, WorkflowPolicy
 from backend.services.users import UserService
@@ -99,7 +100,7 @@ class Container:
     _kick_failing: bool = False
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, after_commit=self._kick_relay)
+        return SqlUnitOfWork(self.engine, after_commit=self._after_commit)
 
     # --- catalogue --------------------------------------------------------------------
     @cached_property
@@ -158,11 +159,19 @@ class Container:
         log_method = log.error if result.outcome == "refused" else log.info
         log_method("first_admin", outcome=result.outcome, user_id=result.user.id)
 
-    async def _kick_relay(self, events: Sequence[DomainEvent]) -> None:
+    async def _after_commit(self, events: Sequence[DomainEvent]) -> None:
+        """What follows every commit that wrote events, in the API and the worker alike:
+        business metrics (committed changes only), cached stock dropped, the relay kicked."""
+        observe_order_events(events)
+        stock_changed = products_with_stock_changed(events)
+        if stock_changed:
+            await products_changed(self.cache, stock_changed)
+        await self._kick_relay()
+
+    async def _kick_relay(self) -> None:
         """Best effort: ask a worker to relay the outbox now; Beat's poll is the safety net.
         One quick reconnect at most (a request never waits on a dead broker), and a kick
         older than the poll interval is dropped: the poll has covered it by then."""
-        observe_order_events(events)  # business metrics count committed changes only
         try:
             await self.tasks.publish(
                 RELAY_OUTBOX_TASK,

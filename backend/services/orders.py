@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from backend.domain import workflow
-from backend.domain.catalog import Cache, Product
+from backend.domain.catalog import Product
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied, StaleVersion
 from backend.domain.events import ORDER_CREATED, ORDER_STATUS_CHANGED, DomainEvent
 from backend.domain.orders import (
@@ -43,7 +43,6 @@ from backend.domain.orders import (
 from backend.domain.ports import Clock, UnitOfWork
 from backend.domain.users import User
 from backend.domain.workflow import Actor
-from backend.services.catalog import products_changed
 
 CAS_ATTEMPTS = 3
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -96,7 +95,6 @@ async def place_order(
     *,
     clock: Clock,
     idempotency: Idempotency | None = None,
-    cache: Cache | None = None,
 ) -> Placement:
     """Reserve stock for every line and write the order, all in one transaction."""
     check_command(command)
@@ -115,7 +113,6 @@ async def place_order(
             response = idempotency.render(order)
             await uow.idempotency.complete(command.user_id, idempotency.key, response)
         await uow.commit()
-    await _stock_changed(cache, order)
     return Placement(order=order, response=response)
 
 
@@ -250,19 +247,31 @@ def changed_payload(
         "reason": after.status_reason,
         "version": after.version,
         "at": after.updated_at.isoformat(),
+        "items": [
+            {"product_id": line.product_id, "sku": line.sku, "quantity": line.quantity}
+            for line in after.lines
+        ],
     }
 
 
-async def _stock_changed(cache: Cache | None, order: Order) -> None:
-    """Cached product reads show stock: drop them once a reservation or release committed."""
-    if cache is not None:
-        await products_changed(cache, sorted({line.product_id for line in order.lines}))
-
-
-async def _released(cache: Cache | None, before: Order, after: Order) -> None:
-    edge = workflow.transition_for(before.status, after.status)
-    if edge is not None and edge.releases_stock:
-        await _stock_changed(cache, after)
+def products_with_stock_changed(events: Iterable[DomainEvent]) -> list[str]:
+    """Products whose stock these committed events changed: every line of a new order
+    (reserved) and of an order that moved along a stock-releasing edge (released).
+    The composition root drops their cached reads after each commit, whoever committed
+    (an API request or a worker), so cached stock follows the orders."""
+    changed: set[str] = set()
+    for event in events:
+        payload = event.payload
+        if event.type == ORDER_STATUS_CHANGED:
+            edge = workflow.transition_for(
+                OrderStatus(payload["from_status"]), OrderStatus(payload["to_status"])
+            )
+            if edge is None or not edge.releases_stock:
+                continue
+        elif event.type != ORDER_CREATED:
+            continue
+        changed.update(item["product_id"] for item in payload.get("items", ()))
+    return sorted(changed)
 
 
 # --------------------------------------------------------------------------- reads
@@ -409,7 +418,6 @@ async def transition_order(
     actor: Actor = Actor.SYSTEM,
     actor_id: str | None = None,
     reason: str | None = None,
-    cache: Cache | None = None,
 ) -> Order:
     """One transition in its own unit of work (what the workers call for auto-approve,
     start processing and complete)."""
@@ -421,7 +429,6 @@ async def transition_order(
             uow, order, target, actor=actor, actor_id=actor_id, reason=reason, now=clock.now()
         )
         await uow.commit()
-    await _released(cache, order, after)
     return after
 
 
@@ -433,7 +440,6 @@ async def _act(
     *,
     clock: Clock,
     reason: str | None = None,
-    cache: Cache | None = None,
 ) -> Order:
     async with uow:
         order = await _visible(uow, order_id, requester)
@@ -447,7 +453,6 @@ async def _act(
             now=clock.now(),
         )
         await uow.commit()
-    await _released(cache, order, after)
     return after
 
 
@@ -458,11 +463,8 @@ async def cancel_order(
     *,
     clock: Clock,
     reason: str | None = None,
-    cache: Cache | None = None,
 ) -> Order:
-    return await _act(
-        uow, order_id, requester, OrderStatus.CANCELLED, clock=clock, reason=reason, cache=cache
-    )
+    return await _act(uow, order_id, requester, OrderStatus.CANCELLED, clock=clock, reason=reason)
 
 
 async def approve_order(uow: UnitOfWork, order_id: str, requester: User, *, clock: Clock) -> Order:
@@ -476,11 +478,8 @@ async def reject_order(
     *,
     clock: Clock,
     reason: str,
-    cache: Cache | None = None,
 ) -> Order:
-    return await _act(
-        uow, order_id, requester, OrderStatus.REJECTED, clock=clock, reason=reason, cache=cache
-    )
+    return await _act(uow, order_id, requester, OrderStatus.REJECTED, clock=clock, reason=reason)
 
 
 async def request_validation(uow: UnitOfWork, order_id: str, requester: User) -> Order:
@@ -501,7 +500,6 @@ async def validate_order(
     *,
     clock: Clock,
     max_total: Decimal,
-    cache: Cache | None = None,
 ) -> Order | None:
     """PRODUCT.md's rules. Pass: validated; fail: rejected with the reason, stock released.
     An order that is no longer pending (or absent) is left alone: running twice is a no-op."""
@@ -518,7 +516,6 @@ async def validate_order(
         except IllegalTransition:  # cancelled meanwhile: nothing to validate
             return await uow.orders.get(order_id)
         await uow.commit()
-    await _released(cache, order, after)
     return after
 
 

@@ -424,3 +424,29 @@ async def test_cached_product_stock_follows_orders(client: httpx.AsyncClient, al
     assert (await client.get(path)).json()["stock"] == 3
     await client.post(f"{ORDERS}/{order['id']}/cancel", headers=headers)
     assert (await client.get(path)).json()["stock"] == 5
+
+
+async def test_cached_stock_follows_a_rejection_made_outside_the_api(
+    client: httpx.AsyncClient, alice: Any
+) -> None:
+    """The worker's path: a system transition through the container's unit of work (no
+    route involved) still drops the cached product, because the after-commit hook does."""
+    from backend.domain.orders import OrderStatus
+    from backend.domain.workflow import Actor
+    from backend.services.orders import transition_order
+
+    _, headers = alice
+    product = await api_product(client, stock=5)
+    path = f"/api/v1/products/{product.id}"
+    order = (await client.post(ORDERS, json=body_of((product.id, 2)), headers=headers)).json()
+    assert (await client.get(path)).json()["stock"] == 3  # now cached
+    container = client.app.state.container  # type: ignore[attr-defined]
+    await transition_order(
+        container.uow(),
+        order["id"],
+        OrderStatus.REJECTED,
+        actor=Actor.SYSTEM,
+        reason="total above the maximum",
+        clock=container.clock,
+    )
+    assert (await client.get(path)).json()["stock"] == 5

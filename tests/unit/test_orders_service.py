@@ -21,6 +21,7 @@ from backend.domain.orders import (
     ProductUnavailable,
     StoredResponse,
 )
+from backend.domain.workflow import Actor
 from backend.services import orders as svc
 from tests.fakes import FakeUnitOfWorkFactory
 from tests.fakes.orders import FakeStockProducts, SteppingClock, make_product, make_user
@@ -306,34 +307,30 @@ async def test_cancel_releases_stock_and_emits_one_event(
     assert payload["user_id"] == ALICE.id and payload["total"] == "40.10"
 
 
-class RecordingCache:
-    """The catalogue's cache port, recording what was invalidated."""
-
-    def __init__(self) -> None:
-        self.dropped: list[tuple[str, tuple[str, ...]]] = []
-
-    async def get_or_load(self, namespace, key, load):  # type: ignore[no-untyped-def]
-        return await load()
-
-    async def invalidate(self, namespace: str, *keys: str) -> None:
-        self.dropped.append((namespace, keys))
-
-    async def invalidate_namespace(self, namespace: str) -> None:
-        self.dropped.append((namespace, ()))
-
-
-async def test_cached_products_are_dropped_after_reserving_and_releasing(
+async def test_committed_events_name_the_products_whose_stock_changed(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
-    from backend.domain.catalog import PRODUCT_LIST_NS, PRODUCT_NS
+    """Reservations and releases, and only those, mark products for cache invalidation."""
 
-    cache = RecordingCache()
-    placed = await svc.place_order(db(), command((P2, 1), (P1, 1)), clock=clock, cache=cache)
+    def stock_changed_by_new_events() -> list[str]:
+        fresh = db.outbox.events[seen:]
+        return svc.products_with_stock_changed(fresh)
+
+    seen = 0
+    placed = await svc.place_order(db(), command((P2, 1), (P1, 1)), clock=clock)
     assert placed.order is not None
-    assert cache.dropped == [(PRODUCT_NS, (P1, P2)), (PRODUCT_LIST_NS, ())]
-    cache.dropped.clear()
+    assert stock_changed_by_new_events() == sorted([P1, P2])
+    seen = len(db.outbox.events)
     with pytest.raises(InsufficientStock):
-        await svc.place_order(db(), command((P1, 99)), clock=clock, cache=cache)
-    assert cache.dropped == []  # nothing committed, nothing to drop
-    await svc.cancel_order(db(), placed.order.id, ALICE, clock=clock, cache=cache)
-    assert cache.dropped == [(PRODUCT_NS, (P1, P2)), (PRODUCT_LIST_NS, ())]
+        await svc.place_order(db(), command((P1, 99)), clock=clock)
+    assert stock_changed_by_new_events() == []  # nothing committed, nothing to drop
+    other = await svc.place_order(db(), command((P1, 1)), clock=clock)
+    assert other.order is not None
+    seen = len(db.outbox.events)
+    await svc.cancel_order(db(), placed.order.id, ALICE, clock=clock)
+    assert stock_changed_by_new_events() == sorted([P1, P2])  # released
+    seen = len(db.outbox.events)
+    await svc.transition_order(
+        db(), other.order.id, OrderStatus.VALIDATED, actor=Actor.SYSTEM, clock=clock
+    )
+    assert stock_changed_by_new_events() == []  # a move that keeps the reservation

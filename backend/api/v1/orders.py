@@ -126,7 +126,6 @@ async def place_order(
             command,
             clock=container.clock,
             idempotency=idempotency,
-            cache=container.cache,
         )
     except InsufficientStock:
         INSUFFICIENT_STOCK.inc()
@@ -250,7 +249,6 @@ async def cancel_order(
         user,
         clock=container.clock,
         reason=body.reason if body else None,
-        cache=container.cache,
     )
     return order_response(order, response)
 
@@ -287,7 +285,6 @@ async def reject_order(
         admin,
         clock=container.clock,
         reason=body.reason,
-        cache=container.cache,
     )
     return order_response(order, response)
 

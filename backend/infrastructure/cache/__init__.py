@@ -29,12 +29,20 @@ def _client(settings: Settings, *, retries: int, socket_timeout: float | None) -
     )
 
 
+EMBEDDED_MAX_TTL_SECONDS = 1.0
+
+
 def build_cache(settings: Settings) -> TieredCache:
     """L1 + L2 when REDIS_URL is set (full mode), L1 only otherwise (embedded mode)."""
     if not settings.redis_url:
-        return TieredCache(
-            policy=settings.cache_policy, codecs=CATALOG_CODECS, enabled=settings.cache_enabled
-        )
+        # No channel reaches other processes' L1 (a second uvicorn worker, the Celery
+        # worker that releases stock): entries live at most 1 s, so a write made
+        # elsewhere is visible everywhere within 1 s (PRODUCT.md), and at once here.
+        def policy(namespace: str) -> tuple[float, int]:
+            ttl, size = settings.cache_policy(namespace)
+            return min(ttl, EMBEDDED_MAX_TTL_SECONDS), size
+
+        return TieredCache(policy=policy, codecs=CATALOG_CODECS, enabled=settings.cache_enabled)
     return TieredCache(
         policy=settings.cache_policy,
         codecs=CATALOG_CODECS,
