@@ -99,7 +99,7 @@ def _run_workflow_job(name: str) -> dict[str, Any]:
         return await progression.run_workflow_job(name, c.uow, c.clock, c.workflow_policy())
 
     report = runtime.run(run)
-    WORKFLOW_ORDERS_MOVED.labels(job=name).inc(report.moved)
+    WORKFLOW_ORDERS_MOVED.labels(step=name).inc(report.moved)
     if report.claimed:
         log.info("workflow_job", job=name, claimed=report.claimed, moved=report.moved)
     return {"claimed": report.claimed, "moved": report.moved, "to": report.moved_to}

@@ -64,7 +64,7 @@ WORKER_TASK_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 WORKFLOW_ORDERS_MOVED = Counter(
-    "workflow_orders_moved_total", "Orders a workflow job moved to its next status", ["job"]
+    "workflow_orders_moved_total", "Orders a workflow job moved to its next status", ["step"]
 )
 OUTBOX_RELAYED = Counter(
     "outbox_events_relayed_total",
