@@ -20,13 +20,14 @@ STOP_GRACE_SECONDS = 10
 PR_SET_PDEATHSIG = 1
 
 
-def migrate(revision: str = "head") -> None:
+def migrate(revision: str = "head", database_url: str | None = None) -> None:
+    """Apply migrations to `database_url` (default: DATABASE_URL)."""
     from alembic import command
     from alembic.config import Config
 
     config = Config(str(ROOT / "alembic.ini")) if (ROOT / "alembic.ini").exists() else Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    config.attributes["database_url"] = get_settings().database_url
+    config.attributes["database_url"] = database_url or get_settings().database_url
     command.upgrade(config, revision)
 
 

@@ -20,23 +20,12 @@ from asgi_lifespan import LifespanManager
 
 from backend.api.app import create_app
 from backend.core.config import Settings
-from bench.harness import percentile
+from bench.harness import migrate, percentile
 
 CONCURRENT_LOGINS = 20
 SAMPLES = 150
 INTERVAL = 0.01  # seconds between scheduled /health requests
 PASSWORD = "correct-horse-9"  # noqa: S105 - a throwaway benchmark account
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def migrate(database_url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(ROOT / "backend" / "migrations"))
-    config.attributes["database_url"] = database_url
-    command.upgrade(config, "head")
 
 
 async def health_latencies(client: httpx.AsyncClient, samples: int) -> list[float]:

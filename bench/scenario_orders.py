@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,12 +29,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from bench.harness import percentile
+from bench.harness import admin_sql, delete_redis_keys, free_port, migrate, percentile
 
 CONCURRENCY = 8
 ROUNDS = 3
@@ -45,25 +43,6 @@ STOCK = 1_000_000
 PASSWORD = "correct-horse-9"  # noqa: S105 - a throwaway benchmark account
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "POST /orders (PostgreSQL, 1 uvicorn worker) vs GET /health"
-
-
-def migrate(database_url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(ROOT / "backend" / "migrations"))
-    config.attributes["database_url"] = database_url
-    command.upgrade(config, "head")
-
-
-async def admin_sql(server_url: str, statement: str) -> None:
-    dsn = make_url(server_url).set(drivername="postgresql", database="postgres")
-    conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 async def seed_products(database_url: str) -> list[str]:
@@ -110,12 +89,6 @@ async def stock_and_orders(database_url: str, product_ids: list[str]) -> tuple[i
     finally:
         await engine.dispose()
     return int(stock), int(placed)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(
@@ -224,21 +197,6 @@ async def drive(base_url: str, server: subprocess.Popen[bytes], ids: list[str]) 
         "concurrency": CONCURRENCY,
         "units_ordered": ordered["units"],
     }
-
-
-def delete_redis_keys(prefix: str) -> None:
-    """The relay kicks (one per order) and cache keys this run left behind."""
-    redis_url = os.environ.get("BENCH_REDIS_URL")
-    if not redis_url:
-        return
-    from redis import Redis
-
-    client = Redis.from_url(redis_url)
-    try:
-        for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            client.delete(key)
-    finally:
-        client.close()
 
 
 def run() -> dict[str, Any]:

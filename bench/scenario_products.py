@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from backend.api.app import create_app
 from backend.api.v1.schemas.products import ProductOut
 from backend.core.config import Settings
-from bench.harness import compare
+from bench.harness import compare, migrate
 
 NAME = "GET /products/{id} from L1 vs bare FastAPI (same model)"
 TARGET = 0.6
@@ -39,17 +39,6 @@ def bare_app(data: dict[str, Any]) -> FastAPI:
         return ProductOut(**data)
 
     return app
-
-
-def migrate(database_url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    root = Path(__file__).resolve().parent.parent
-    config.set_main_option("script_location", str(root / "backend" / "migrations"))
-    config.attributes["database_url"] = database_url
-    command.upgrade(config, "head")
 
 
 async def measure() -> dict[str, Any]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ from backend.infrastructure.db.tables import (
 )
 from backend.infrastructure.db.uow import SqlUnitOfWork
 from backend.services.progression import WorkflowPolicy, run_workflow_job
+from bench.harness import admin_sql, delete_redis_keys, free_port, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 N_ORDERS = int(os.environ.get("BENCH_WORKFLOW_ORDERS", "100000"))
@@ -64,23 +64,6 @@ RELAY_NAME = "outbox relay end to end vs bare Celery tasks (PostgreSQL)"
 
 
 # --------------------------------------------------------------------------- database
-def migrate(database_url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(ROOT / "backend" / "migrations"))
-    config.attributes["database_url"] = database_url
-    command.upgrade(config, "head")
-
-
-async def admin_sql(server_url: str, statement: str) -> None:
-    dsn = make_url(server_url).set(drivername="postgresql", database="postgres")
-    conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 async def seed_approved_orders(engine: AsyncEngine, n: int) -> None:
@@ -260,10 +243,6 @@ async def measure_job(database_url: str, server_url: str, database: str) -> dict
 
 
 # --------------------------------------------------------------------------- 2. the relay
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def worker_env(database_url: str, tmp: str, port: int, prefix: str) -> dict[str, str]:
@@ -386,20 +365,6 @@ def measure_relay(database_url: str, prefix: str) -> dict[str, Any]:
         "bare_tasks_per_s": round(bare_rate, 1),
         "broker": "redis" if os.environ.get("BENCH_REDIS_URL") else "embedded (SQLite)",
     }
-
-
-def delete_redis_keys(prefix: str) -> None:
-    redis_url = os.environ.get("BENCH_REDIS_URL")
-    if not redis_url:
-        return
-    from redis import Redis
-
-    client = Redis.from_url(redis_url)
-    try:
-        for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            client.delete(key)
-    finally:
-        client.close()
 
 
 def run() -> list[dict[str, Any]]:
