@@ -91,7 +91,13 @@ def logging_config(level: str = "INFO", fmt: str = "console") -> dict[str, Any]:
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     structlog.configure(
-        processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            # First: a call below its logger's level is dropped before any other processor
+            # runs (the access line costs nothing at LOG_LEVEL=WARNING).
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
