@@ -38,8 +38,9 @@ def _move_errors_to_problem_media_type(schema: dict[str, Any]) -> None:
             if not isinstance(operation, dict):
                 continue
             responses = operation.setdefault("responses", {})
-            # Every operation can be refused for a body too large, a rate limit or an outage.
-            for status in ("422",) if "requestBody" in operation else ():
+            # Every operation can be refused for a rate limit or an outage; one with a body also
+            # for a body that is not JSON (400), too large (413) or invalid (422).
+            for status in ("400", "413", "422") if "requestBody" in operation else ():
                 responses.setdefault(status, {"description": _DESCRIPTIONS[422]})
             for status in ("429", "503"):
                 responses.setdefault(status, {"description": _DESCRIPTIONS[int(status)]})

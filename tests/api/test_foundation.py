@@ -83,6 +83,22 @@ async def test_docs_and_openapi_are_served(client: httpx.AsyncClient) -> None:
     assert "HTTPValidationError" not in schema["components"]["schemas"]
 
 
+async def test_every_operation_with_a_body_documents_the_body_errors(
+    client: httpx.AsyncClient,
+) -> None:
+    """Not JSON (400), too large (413), invalid (422): any body can get these, so every
+    operation that takes one documents them as problems (the OpenAPI fuzzer checks it)."""
+    schema = (await client.get("/openapi.json")).json()
+    with_body = [
+        op for item in schema["paths"].values() for op in item.values() if "requestBody" in op
+    ]
+    assert with_body
+    for operation in with_body:
+        for status in ("400", "413", "422"):
+            content = operation["responses"][status]["content"]
+            assert content == {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
 async def test_metrics_are_exposed(client: httpx.AsyncClient) -> None:
     await client.get("/api/v1/health")
     text = (await client.get("/metrics")).text

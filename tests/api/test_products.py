@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_foundation import assert_problem
+from tests.api.test_foundation import PROBLEM, assert_problem
 from tests.helpers.auth import auth_headers
 
 PRODUCTS = "/api/v1/products"
@@ -391,3 +391,19 @@ async def test_the_routes_are_documented_with_their_errors(client: httpx.AsyncCl
     assert "409" in schema["paths"]["/api/v1/products/{product_id}/stock"]["post"]["responses"]
     price = schema["components"]["schemas"]["ProductOut"]["properties"]["price"]
     assert price["type"] == "string"
+
+
+async def test_a_body_that_is_not_json_is_a_documented_400(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # Found by the OpenAPI fuzzer (tests/e2e/test_fuzz_openapi.py): the 400 was real but the
+    # document did not list it, so the response broke the schema.
+    response = await client.post(
+        PRODUCTS, content=b"\x00", headers={**admin, "content-type": "application/json"}
+    )
+    body = assert_problem(response, 400, "malformed-request")
+    assert body["detail"] == "The request body is not valid JSON."
+    assert "errors" not in body  # the raw input is never echoed back
+    schema = (await client.get("/openapi.json")).json()
+    documented = schema["paths"][PRODUCTS]["post"]["responses"]["400"]["content"]
+    assert documented == {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
