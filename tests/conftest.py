@@ -103,6 +103,19 @@ def redis_url() -> str:
     return service_url("TEST_REDIS_URL", "Redis server")
 
 
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[Any]:
+    """A private redis-server on a free port, for outage tests (never the shared one)."""
+    from tests.helpers.redis_server import RedisServer
+
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory)
+    server.start()
+    yield server
+    server.close()
+
+
 # --------------------------------------------------------------------------- app
 @pytest.fixture
 def settings(tmp_path: Path, sqlite_url: str) -> Settings:

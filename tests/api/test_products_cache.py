@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -132,16 +132,6 @@ async def test_fifty_concurrent_reads_of_a_cold_product_load_it_once(
 
 
 # --------------------------------------------------------------------------- redis outage
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = RedisServer(directory)
-    server.start()
-    yield server
-    server.close()
-
-
 def redis_errors() -> float:
     value = 0.0
     for operation in ("get", "fill", "invalidate", "bump", "versions", "listen", "lease"):

@@ -51,6 +51,20 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def wait_until_healthy(base: str, proc: subprocess.Popen[str], log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"the API exited early:\n{log_path.read_text()}")
+        time.sleep(0.2)
+    raise RuntimeError(f"the API did not answer in time:\n{log_path.read_text()}")
+
+
 @contextmanager
 def running_stack(tmp_path: Path, **env: str) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
     port = free_port()
@@ -76,18 +90,7 @@ def running_stack(tmp_path: Path, **env: str) -> Iterator[tuple[subprocess.Popen
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(f"stack exited early:\n{log_path.read_text()}")
-            time.sleep(0.3)
-        else:
-            raise RuntimeError(f"stack did not answer in time:\n{log_path.read_text()}")
+        wait_until_healthy(base, proc, log_path)
         yield proc, base, log_path
     finally:
         if proc.poll() is None:

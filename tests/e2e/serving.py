@@ -8,16 +8,13 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from tests.e2e.processes import ROOT, alive, children_of, free_port
+from tests.e2e.processes import ROOT, alive, children_of, free_port, wait_until_healthy
 
 
 @dataclass
@@ -43,20 +40,6 @@ class Served:
 
     def json_logs(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log_lines()]
-
-
-def wait_until_healthy(base: str, proc: subprocess.Popen[str], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"the API exited early:\n{log_path.read_text()}")
-        time.sleep(0.2)
-    raise RuntimeError(f"the API did not answer in time:\n{log_path.read_text()}")
 
 
 def migrate(env: dict[str, str], cwd: Path) -> None:

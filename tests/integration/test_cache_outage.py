@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from prometheus_client import REGISTRY
 
 from backend.domain.catalog import PRODUCT_NS
@@ -14,16 +12,6 @@ from tests.helpers.polling import eventually
 from tests.helpers.redis_server import RedisServer
 from tests.integration.test_cache import Loader, running, sample
 from tests.support import make_settings
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = RedisServer(directory)
-    server.start()
-    yield server
-    server.close()
 
 
 def redis_errors() -> float:
@@ -35,15 +23,15 @@ def redis_errors() -> float:
 
 
 async def test_reads_survive_an_outage_and_invalidation_resumes_after_it(
-    tmp_path: Path, server: RedisServer
+    tmp_path: Path, own_redis: RedisServer
 ) -> None:
-    settings = make_settings(tmp_path, "sqlite+aiosqlite://", redis_url=server.url)
+    settings = make_settings(tmp_path, "sqlite+aiosqlite://", redis_url=own_redis.url)
     async with running(settings) as a, running(settings) as b:
         await a.get_or_load(PRODUCT_NS, "p1", Loader(sample("v1")))
         assert (await b.get_or_load(PRODUCT_NS, "p1", Loader(sample("never")))).name == "v1"
         errors_before = redis_errors()
 
-        server.stop()
+        own_redis.stop()
         # Reads keep working: from L1, or from the loader (the database) for cold keys.
         assert (await b.get_or_load(PRODUCT_NS, "p1", Loader(sample("never")))).name == "v1"
         assert (await b.get_or_load(PRODUCT_NS, "p2", Loader(sample("cold")))).name == "cold"
@@ -52,7 +40,7 @@ async def test_reads_survive_an_outage_and_invalidation_resumes_after_it(
         assert (await a.get_or_load(PRODUCT_NS, "p1", Loader(sample("v2")))).name == "v2"
         assert redis_errors() > errors_before
 
-        server.start()  # with the data it had, including the now stale "v1" in L2
+        own_redis.start()  # with the data it had, including the now stale "v1" in L2
         await asyncio.wait_for(asyncio.gather(a.subscribed.wait(), b.subscribed.wait()), 15)
         # Back: a replayed its pending invalidation and b flushed its L1 on reconnecting.
         assert (await b.get_or_load(PRODUCT_NS, "p1", Loader(sample("v2")))).name == "v2"
