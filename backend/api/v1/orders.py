@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from backend.api.deps import AdminUser, ContainerDep, CurrentUser
 from backend.api.openapi import problems
+from backend.api.v1.pagination import DEFAULT_LIMIT, Limit, Offset
 from backend.api.v1.schemas.orders import (
     CancelIn,
     HistoryEntryOut,
@@ -152,8 +153,8 @@ async def list_orders(
     created_to: Annotated[UtcDateTime | None, Query()] = None,
     user_id: Annotated[uuid.UUID | None, Query(description="Admins only.")] = None,
     sort: OrderSort = "-created_at",
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> OrderPageOut:
     query = OrderQuery(
         user_id=str(user_id) if user_id else None,

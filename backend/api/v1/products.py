@@ -15,6 +15,7 @@ from pydantic import AfterValidator
 
 from backend.api.deps import AdminUser, ContainerDep, OptionalUser
 from backend.api.openapi import problems
+from backend.api.v1.pagination import DEFAULT_LIMIT, Limit, Offset
 from backend.api.v1.schemas.products import (
     PriceIn,
     ProductCreateIn,
@@ -110,8 +111,8 @@ async def list_products(
     ] = False,
     include_inactive: Annotated[bool, Query(description="Admins only.")] = False,
     sort: Annotated[ProductSort, Query(description="A field; `-` for descending.")] = "name",
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Any:
     if include_inactive and not _is_admin(user):
         if user is None:

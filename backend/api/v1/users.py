@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from backend.api.deps import AdminUser, ContainerDep, CurrentUser
 from backend.api.openapi import problems
 from backend.api.v1.auth import counted
+from backend.api.v1.pagination import DEFAULT_LIMIT, Limit, Offset
 from backend.api.v1.schemas.users import (
     AdminUserUpdateIn,
     PasswordChangeIn,
@@ -69,8 +70,8 @@ async def list_users(
     q: Annotated[
         str | None, Query(min_length=1, max_length=100, description="In email or name.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
     sort: UserSort = "-created_at",
 ) -> UserPageOut:
     query = q.replace("\x00", "") if q else None  # PostgreSQL refuses NUL in text
