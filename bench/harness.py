@@ -39,19 +39,34 @@ async def compare(
     baseline: Callable[[], Awaitable[object]],
     subject: Callable[[], Awaitable[object]],
     *,
-    rounds: int = 5,
-    seconds: float = 0.6,
+    rounds: int = 11,
+    seconds: float = 0.3,
 ) -> dict[str, float]:
-    """Median rates over interleaved rounds, and subject/baseline."""
+    """Subject/baseline as the median of per-round ratios, plus the median rates.
+
+    Each round measures both back to back (which goes first alternates), so a slow stretch
+    of a shared machine lands on one pair and the median drops it, instead of skewing
+    one side's rate.
+    """
     for _ in range(50):  # warm up both
         await baseline()
         await subject()
-    base_rates, subject_rates = [], []
-    for _ in range(rounds):
-        base_rates.append(await rate(baseline, seconds))
-        subject_rates.append(await rate(subject, seconds))
-    base, sub = statistics.median(base_rates), statistics.median(subject_rates)
-    return {"baseline_per_s": round(base, 1), "subject_per_s": round(sub, 1), "ratio": sub / base}
+    base_rates, subject_rates, ratios = [], [], []
+    for round_no in range(rounds):
+        if round_no % 2:
+            sub = await rate(subject, seconds)
+            base = await rate(baseline, seconds)
+        else:
+            base = await rate(baseline, seconds)
+            sub = await rate(subject, seconds)
+        base_rates.append(base)
+        subject_rates.append(sub)
+        ratios.append(sub / base)
+    return {
+        "baseline_per_s": round(statistics.median(base_rates), 1),
+        "subject_per_s": round(statistics.median(subject_rates), 1),
+        "ratio": statistics.median(ratios),
+    }
 
 
 def percentile(samples: list[float], q: float) -> float:
