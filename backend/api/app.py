@@ -8,17 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
-from prometheus_fastapi_instrumentator import Instrumentator
 
 from backend import __version__
 from backend.api.errors import install_error_handlers
 from backend.api.metrics import router as metrics_router
 from backend.api.middleware.body_limit import BodySizeLimitMiddleware
+from backend.api.middleware.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from backend.api.middleware.ratelimit import RateLimitMiddleware
 from backend.api.middleware.request_context import RequestContextMiddleware
 from backend.api.middleware.security import SecurityHeadersMiddleware
 from backend.api.openapi import install_openapi
-from backend.api.v1.router import api_router
+from backend.api.v1.router import routers as v1_routers
 from backend.bootstrap import build_container
 from backend.core.config import Settings, get_settings
 from backend.core.logging import configure_logging, get_logger
@@ -60,7 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    app.include_router(api_router, prefix=API_PREFIX)
+    for router in v1_routers:
+        app.include_router(router, prefix=API_PREFIX)
     app.include_router(metrics_router)
     # Rate limiting is the innermost middleware: its 429s are counted by the HTTP metrics and
     # get the CORS, security and request-id headers of the middlewares around it (ADR 0011).
@@ -68,11 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The HTTP metrics belong to this app (a second app in one process, as in the tests,
     # would otherwise find them registered globally and record nothing); /metrics adds them.
     app.state.http_metrics = CollectorRegistry(auto_describe=True)
-    Instrumentator(
-        excluded_handlers=["/metrics"],
-        should_group_untemplated=True,
-        registry=app.state.http_metrics,
-    ).instrument(app)
+    app.add_middleware(
+        HttpMetricsMiddleware,
+        metrics=HttpMetrics(app.state.http_metrics),
+        excluded=frozenset({"/metrics"}),
+    )
 
     # Added last = outermost: the request id exists before anything else runs.
     if settings.cors_origins:

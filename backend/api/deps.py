@@ -18,6 +18,12 @@ from backend.domain.users import User
 # `async def` although nothing is awaited: FastAPI runs a plain `def` dependency in the
 # thread pool, a hop that cost more than the whole cached product read (bench/scenario_products).
 async def get_container(request: Request) -> Container:
+    return container_of(request)
+
+
+def container_of(request: Request) -> Container:
+    """The container built in the lifespan (a plain call where a dependency level would
+    cost more than the work: every dependency is one more `solve_dependencies` pass)."""
     container: Container = request.app.state.container
     return container
 
@@ -36,25 +42,33 @@ UoW = Annotated[UnitOfWork, Depends(get_uow)]
 
 
 # --- identity: who is calling ------------------------------------------------------------
-# auto_error=False: a missing token is our own 401 problem (or None for optional routes).
-bearer_token = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+class BearerUser(OAuth2PasswordBearer):
+    """The caller named by `Authorization: Bearer <access token>`, or None without one; a
+    token that is sent but not valid is a 401.
+
+    A security scheme (it is what OpenAPI and Swagger's "Authorize" show) that also looks the
+    user up: one dependency, not a token dependency plus a user dependency, because every
+    dependency level is one more resolution pass on every request (bench/scenario_products).
+    """
+
+    def __init__(self) -> None:
+        # auto_error=False: a missing token is our own 401 problem (or None where optional).
+        super().__init__(
+            tokenUrl="/api/v1/auth/token", scheme_name="OAuth2PasswordBearer", auto_error=False
+        )
+
+    async def __call__(self, request: Request) -> User | None:  # type: ignore[override]
+        token = await super().__call__(request)
+        if token is None:
+            return None
+        user = await container_of(request).auth_service().user_for_access_token(token)
+        # The access log line (RequestContextMiddleware) reads the user id from the scope state.
+        request.scope.setdefault("state", {})["user_id"] = user.id
+        structlog.contextvars.bind_contextvars(user_id=user.id)
+        return user
 
 
-async def optional_user(
-    request: Request,
-    container: ContainerDep,
-    token: Annotated[str | None, Depends(bearer_token)],
-) -> User | None:
-    """The caller, or None without credentials. A token that is sent but not valid is a 401."""
-    if token is None:
-        return None
-    user = await container.auth_service().user_for_access_token(token)
-    # The access log line (RequestContextMiddleware) reads the user id from the scope state.
-    request.scope.setdefault("state", {})["user_id"] = user.id
-    structlog.contextvars.bind_contextvars(user_id=user.id)
-    return user
-
-
+optional_user = BearerUser()
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 
 
