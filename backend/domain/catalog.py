@@ -263,6 +263,14 @@ class ProductRepository(Protocol):
         (It also refuses, with None, a result above MAX_STOCK: the column's range.)"""
         ...
 
+    async def lock(self, product_ids: Sequence[str]) -> None:
+        """Hold these products' rows until the unit of work ends, taken in ascending id order:
+        the one order in which every stock change takes them (a single order's changes run
+        in id order), so a unit of work that changes the stock of many orders at once takes
+        them all first, and no two units of work can wait for each other in a cycle.
+        (SQLite needs nothing: its writer holds the whole database.)"""
+        ...
+
     async def add(self, product: Product) -> None:
         """Insert a new product; `SkuTaken` when the SKU is in use."""
         ...

@@ -58,13 +58,18 @@ async def run_job(
     claim: Claim,
     move: Move,
     *,
+    releases_stock: bool = False,
     max_batches: int | None = None,
 ) -> JobReport:
-    """Batches until one comes back short (nothing left) or the batch budget is spent."""
+    """Batches until one comes back short (nothing left) or the batch budget is spent.
+    `releases_stock`: a move may give stock back, so each batch first locks the products
+    of all its orders, in id order (ProductRepository.lock: no deadlock with placements)."""
     report = JobReport(job=name)
     budget = policy.max_batches if max_batches is None else max_batches
     while report.batches < budget:
-        claimed = await _run_batch(uow_factory, clock, policy.batch_size, claim, move, report)
+        claimed = await _run_batch(
+            uow_factory, clock, policy.batch_size, claim, move, report, releases_stock
+        )
         if claimed:
             report.batches += 1
         if claimed < policy.batch_size:
@@ -79,6 +84,7 @@ async def _run_batch(
     claim: Claim,
     move: Move,
     report: JobReport,
+    releases_stock: bool,
 ) -> int:
     async with uow_factory() as uow:
         now = clock.now()
@@ -86,6 +92,10 @@ async def _run_batch(
         if not ids:
             return 0
         loaded = await uow.orders.get_many(ids)  # the claimed rows are locked: a stable read
+        if releases_stock:
+            await uow.products.lock(
+                [line.product_id for order in loaded.values() for line in order.lines]
+            )
         moved: list[Order] = []
         for order_id in ids:
             order = loaded.get(order_id)
@@ -157,6 +167,7 @@ class Job:
     name: str
     claim: Claim
     move: Move
+    releases_stock: bool = False  # a move may give stock back (a rejection)
 
 
 def workflow_jobs(policy: WorkflowPolicy) -> dict[str, Job]:
@@ -171,6 +182,7 @@ def workflow_jobs(policy: WorkflowPolicy) -> dict[str, Job]:
             "validate_pending",
             _claim(S.PENDING, created_age=policy.validation_retry_after),
             validate,
+            releases_stock=True,
         ),
         Job(
             "auto_approve",
@@ -201,7 +213,14 @@ async def run_workflow_job(
 ) -> JobReport:
     job = workflow_jobs(policy)[name]
     return await run_job(
-        name, uow_factory, clock, policy, job.claim, job.move, max_batches=max_batches
+        name,
+        uow_factory,
+        clock,
+        policy,
+        job.claim,
+        job.move,
+        releases_stock=job.releases_stock,
+        max_batches=max_batches,
     )
 
 

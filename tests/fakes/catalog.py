@@ -49,6 +49,9 @@ class FakeProductRepository:
     async def get_many(self, product_ids: Sequence[str]) -> dict[str, Product]:
         return {pid: replace(self.rows[pid]) for pid in product_ids if pid in self.rows}
 
+    async def lock(self, product_ids: Sequence[str]) -> None:
+        pass  # one in-memory writer: nothing to order
+
     async def adjust_stock(self, product_id: str, delta: int) -> int | None:
         product = self.rows.get(product_id)
         if product is None or not 0 <= product.stock + delta <= MAX_STOCK:

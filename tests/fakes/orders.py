@@ -81,6 +81,8 @@ class FakeStockProducts(_Transactional):
         super().__init__()
         self.rows: dict[str, Product] = {p.id: p for p in products}
         self.adjust_calls: list[tuple[str, int]] = []
+        # (the ids locked, how many adjustments had been made by then)
+        self.lock_calls: list[tuple[list[str], int]] = []
 
     def put(self, product: Product) -> None:
         self.rows[product.id] = product
@@ -91,6 +93,9 @@ class FakeStockProducts(_Transactional):
 
     async def get_many(self, product_ids: Sequence[str]) -> dict[str, Product]:
         return {pid: replace(self.rows[pid]) for pid in product_ids if pid in self.rows}
+
+    async def lock(self, product_ids: Sequence[str]) -> None:
+        self.lock_calls.append((sorted(set(product_ids)), len(self.adjust_calls)))
 
     async def adjust_stock(self, product_id: str, delta: int) -> int | None:
         self.adjust_calls.append((product_id, delta))

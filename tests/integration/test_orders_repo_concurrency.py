@@ -7,6 +7,7 @@ import random
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,9 +26,10 @@ from backend.domain.orders import (
 )
 from backend.domain.users import Role
 from backend.infrastructure.db.engine import create_engine
-from backend.infrastructure.db.tables import order_status_history, orders
+from backend.infrastructure.db.tables import order_lines, order_status_history, orders
 from backend.infrastructure.db.uow import SqlUnitOfWork
 from backend.services import orders as svc
+from backend.services.progression import WorkflowPolicy, run_workflow_job
 from tests.helpers.orders import order_of, seed_product, seed_user
 
 CLOCK = SystemClock()
@@ -168,3 +170,47 @@ async def test_ten_concurrent_requests_with_one_key_create_one_order(engine: Asy
     assert len(replayed) + sum(isinstance(r, IdempotencyInFlight) for r in results) == 9
     assert await count(engine, orders) == 1
     assert await stock_of(engine, product.id) == 48
+
+
+async def test_a_rejecting_batch_and_overlapping_placements_never_deadlock(
+    engine: AsyncEngine,
+) -> None:
+    """validate_pending rejects a whole batch in one transaction, releasing the stock of many
+    orders; placements take the same products meanwhile. Both must take product locks in one
+    global order, or PostgreSQL aborts one side with a deadlock."""
+    users, products = await seed(engine, 4, 1000, 1000, 1000, 1000, 1000, 1000)
+    rng = random.Random(5)
+
+    def overlapping(i: int) -> Any:
+        chosen = rng.sample(products, 3)
+        return order_of(users[i % 4].id, *((p.id, 1) for p in chosen))
+
+    stale = [overlapping(i) for i in range(60)]
+    for command in stale:  # pending orders whose validation never ran
+        await svc.place_order(SqlUnitOfWork(engine), command, clock=CLOCK)
+    fresh = [overlapping(i) for i in range(60)]
+    # Every stale order fails validation (total above the maximum) and releases its stock.
+    policy = WorkflowPolicy(max_total=Decimal("0.01"), validation_retry_after=timedelta(0))
+
+    async def rejecting_batches() -> Any:
+        return await run_workflow_job(
+            "validate_pending", lambda: SqlUnitOfWork(engine), CLOCK, policy
+        )
+
+    async def placements() -> list[str]:
+        return list(await asyncio.gather(*(attempt(engine, c) for c in fresh)))
+
+    report, outcomes = await asyncio.gather(rejecting_batches(), placements())
+
+    assert outcomes == ["201"] * 60
+    assert report.moved_to.get("rejected", 0) >= 60  # the stale ones, perhaps fresh ones too
+    # Stock = what it was, less what every order that still holds its stock reserved.
+    held_by = select(order_lines.c.product_id, func.sum(order_lines.c.quantity)).join(
+        orders, orders.c.id == order_lines.c.order_id
+    )
+    releasing = [OrderStatus.REJECTED.value, OrderStatus.CANCELLED.value]
+    query = held_by.where(orders.c.status.not_in(releasing)).group_by(order_lines.c.product_id)
+    async with engine.connect() as conn:
+        reserved = {pid: int(qty) for pid, qty in await conn.execute(query)}
+    for product in products:
+        assert await stock_of(engine, product.id) == 1000 - reserved.get(product.id, 0)

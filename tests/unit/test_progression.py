@@ -234,3 +234,39 @@ async def test_purge_removes_day_old_keys_and_expired_tokens_in_batches(
     assert list(db.idempotency.rows) == [("u", "new")]
     assert sorted(db.refresh_tokens.rows) == ["live", "spent-live"]
     assert db.commits - commits == 3 + 2  # batches of 2: keys 2+2+1, tokens 2+0
+
+
+async def test_a_rejecting_batch_locks_all_its_products_before_giving_stock_back(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    # Two orders over both products, the second listing them the other way round; both fail
+    # validation (total above 1000.00), so the batch gives back the stock of both.
+    await place(db, clock, (P2, 1), (P1, 50))
+    await place(db, clock, (P1, 50), (P2, 1))
+    products: FakeStockProducts = db.products  # type: ignore[attr-defined]
+    placed = len(products.adjust_calls)
+    clock.advance(seconds=61)
+
+    report = await run("validate_pending", db, clock)
+
+    assert report.moved_to == {"rejected": 2}  # one batch (batch_size=2)
+    # One lock, of every product of the batch in id order, before any stock moved back.
+    assert products.lock_calls == [(sorted({P1, P2}), placed)]
+    assert len(products.adjust_calls) == placed + 4
+    assert (stock(db, P1), stock(db, P2)) == (500, 50)
+
+
+async def test_jobs_that_never_give_stock_back_lock_no_products(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    await place(db, clock, (P1, 3))
+    clock.advance(seconds=61)
+    await run("validate_pending", db, clock)  # validated: locks, as it might have rejected
+    products: FakeStockProducts = db.products  # type: ignore[attr-defined]
+    products.lock_calls.clear()
+    clock.advance(seconds=121)
+    assert (await run("auto_approve", db, clock)).moved == 1
+    assert (await run("start_processing", db, clock)).moved == 1
+    clock.advance(seconds=121)
+    assert (await run("complete_processing", db, clock)).moved == 1
+    assert products.lock_calls == []

@@ -88,6 +88,19 @@ class SqlProductRepository(SqlRepository):
         )
         return {row.id: _product(row) for row in rows}
 
+    async def lock(self, product_ids: Sequence[str]) -> None:
+        if not product_ids:
+            return
+        # Rows are locked as the sorted result is produced, so in id order (SQLAlchemy
+        # renders no FOR UPDATE on SQLite, whose BEGIN IMMEDIATE already holds everything).
+        statement = (
+            select(products.c.id)
+            .where(products.c.id.in_(sorted(set(product_ids))))
+            .order_by(products.c.id)
+            .with_for_update()
+        )
+        await self._conn.execute(statement)
+
     async def adjust_stock(self, product_id: str, delta: int) -> int | None:
         # One statement: the condition and the change are atomic on both databases, so
         # no interleaving of concurrent adjustments can take the stock below zero.
