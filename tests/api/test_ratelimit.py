@@ -20,11 +20,16 @@ from fastapi import APIRouter
 
 from backend.core.config import Settings
 from tests.api.test_foundation import assert_problem
-from tests.support import make_settings
+from tests.support import clear_of_window_edges, make_settings
 
 PEER = "203.0.113.7"
 POLICY = re.compile(r'^"(?P<name>[a-z]+)";q=(?P<q>\d+);w=(?P<w>\d+)$')
 REMAINING = re.compile(r'^"(?P<name>[a-z]+)";r=(?P<r>\d+);t=(?P<t>\d+)$')
+
+
+@pytest.fixture(autouse=True)
+def _clear_of_window_edges() -> None:
+    clear_of_window_edges()  # exact refusal counts: never straddle a window boundary
 
 
 def ping_router() -> APIRouter:

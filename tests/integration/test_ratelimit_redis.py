@@ -24,11 +24,16 @@ from backend.core.config import Settings
 from backend.infrastructure.ratelimit import RateLimiter
 from backend.infrastructure.ratelimit.limiter import build_policies, build_storage
 from tests.api.test_ratelimit import app_client, fields, limited
-from tests.support import make_settings
+from tests.support import clear_of_window_edges, make_settings
 
 pytestmark = pytest.mark.redis
 
 NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
+
+
+@pytest.fixture(autouse=True)
+def _clear_of_window_edges() -> None:
+    clear_of_window_edges()  # exact refusal counts: never straddle a window boundary
 
 
 def storage_errors() -> float:
