@@ -531,6 +531,3 @@ async def validation_failure(uow: UnitOfWork, order: Order, max_total: Decimal) 
     if order.total > max_total:
         return f"Total {order.total} is above the maximum order total of {max_total}."
     return None
-
-
-_validation_failure = validation_failure  # the name the workers' first draft imported
