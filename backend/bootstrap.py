@@ -212,6 +212,7 @@ class Container:
             auto_approve_max_total=s.auto_approve_max_total,
             max_total=s.order_max_total,
             validation_retry_after=timedelta(seconds=s.workflow_retry_after),
+            outbox_retention=timedelta(days=s.outbox_retention_days),
         )
 
     def event_consumers(self) -> tuple[EventConsumer, ...]:

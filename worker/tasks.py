@@ -6,6 +6,7 @@ schedule the same job): the services they call are idempotent by construction.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import structlog
@@ -126,12 +127,11 @@ def complete_processing() -> dict[str, Any]:
 
 
 @app.task(name="orderflow.maintenance.purge_expired")
-def purge_expired() -> dict[str, int]:
+def purge_expired() -> dict[str, Any]:
     async def purge(c: Container) -> progression.PurgeReport:
         return await progression.purge_expired(c.uow, c.clock, c.workflow_policy())
 
     report = runtime.run(purge)
-    log.info(
-        "purged", idempotency_keys=report.idempotency_keys, refresh_tokens=report.refresh_tokens
-    )
-    return {"idempotency_keys": report.idempotency_keys, "refresh_tokens": report.refresh_tokens}
+    counts = dataclasses.asdict(report)
+    log.info("purged", **counts)
+    return counts

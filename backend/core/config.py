@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     workflow_retry_after: float = Field(default=60.0, gt=0)
     outbox_max_deliveries: int = Field(default=10, ge=1)
     purge_interval: float = Field(default=3600.0, gt=0)
+    outbox_retention_days: float = Field(default=7.0, gt=0)
 
     smtp_host: str | None = None
     smtp_port: int = 587

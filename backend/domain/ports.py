@@ -49,6 +49,12 @@ class OutboxRepository(Protocol):
 
     async def mark_handled(self, event_ids: Sequence[str], at: datetime) -> None: ...
 
+    async def purge_handled(self, handled_before: datetime, limit: int) -> int:
+        """Delete up to `limit` events every consumer had handled before `handled_before`,
+        with their consumers' dedup records; how many events. Unpublished and unhandled
+        events are never deleted, however old."""
+        ...
+
 
 class ProcessedEvents(Protocol):
     """Consumer-side dedup: (event id, consumer) is recorded once."""

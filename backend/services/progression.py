@@ -35,6 +35,7 @@ class WorkflowPolicy:
     max_total: Decimal = Decimal("100000.00")
     validation_retry_after: timedelta = timedelta(seconds=60)
     idempotency_ttl: timedelta = timedelta(hours=24)
+    outbox_retention: timedelta = timedelta(days=7)
 
 
 @dataclass(slots=True)
@@ -246,6 +247,7 @@ class OrderValidationConsumer:
 class PurgeReport:
     idempotency_keys: int = 0
     refresh_tokens: int = 0
+    outbox_events: int = 0
 
 
 Purge = Callable[[UnitOfWork, datetime, int], Awaitable[int]]
@@ -254,8 +256,9 @@ Purge = Callable[[UnitOfWork, datetime, int], Awaitable[int]]
 async def purge_expired(
     uow_factory: UnitOfWorkFactory, clock: Clock, policy: WorkflowPolicy
 ) -> PurgeReport:
-    """Idempotency keys past their 24 h and expired refresh tokens (a spent one that has not
-    expired stays: presenting it again is how token theft is detected)."""
+    """Idempotency keys past their 24 h, expired refresh tokens (a spent one that has not
+    expired stays: presenting it again is how token theft is detected), and outbox events
+    every consumer handled more than `outbox_retention` ago."""
 
     async def keys(uow: UnitOfWork, now: datetime, limit: int) -> int:
         return await uow.idempotency.purge(now - policy.idempotency_ttl, limit)
@@ -263,9 +266,13 @@ async def purge_expired(
     async def tokens(uow: UnitOfWork, now: datetime, limit: int) -> int:
         return await uow.refresh_tokens.purge(now, limit)
 
+    async def events(uow: UnitOfWork, now: datetime, limit: int) -> int:
+        return await uow.outbox.purge_handled(now - policy.outbox_retention, limit)
+
     return PurgeReport(
         idempotency_keys=await _purge_in_batches(uow_factory, clock, policy, keys),
         refresh_tokens=await _purge_in_batches(uow_factory, clock, policy, tokens),
+        outbox_events=await _purge_in_batches(uow_factory, clock, policy, events),
     )
 
 

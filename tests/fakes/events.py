@@ -79,6 +79,13 @@ class FakeOutbox:
         for event_id in event_ids:
             self.handled[event_id] = at
 
+    async def purge_handled(self, handled_before: datetime, limit: int) -> int:
+        """(The SQL version also deletes the events' dedup records; this fake keeps them.)"""
+        doomed = sorted((at, eid) for eid, at in self.handled.items() if at < handled_before)
+        for _, event_id in doomed[:limit]:
+            del self.rows[event_id], self.handled[event_id]
+        return len(doomed[:limit])
+
 
 class FakeProcessedEvents:
     """Transactional like the real table: a consumer that fails un-records its event."""

@@ -8,10 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from backend.domain.events import DomainEvent
 from backend.domain.orders import StoredResponse
 from backend.domain.users import RefreshToken
 from backend.infrastructure.db.engine import create_engine
-from backend.infrastructure.db.tables import idempotency_keys, refresh_tokens
+from backend.infrastructure.db.tables import (
+    idempotency_keys,
+    outbox_events,
+    processed_events,
+    refresh_tokens,
+)
 from backend.infrastructure.db.uow import SqlUnitOfWork
 from backend.services.progression import WorkflowPolicy, purge_expired
 from tests.fakes.orders import SteppingClock
@@ -65,5 +71,42 @@ async def test_purge_deletes_only_what_expired(database_url: str) -> None:
             keys = (await conn.execute(select(idempotency_keys.c.key))).scalars().all()
         assert sorted(h.rstrip("0") for h in hashes) == ["live", "spentlive"]
         assert keys == ["key-2"]
+    finally:
+        await engine.dispose()
+
+
+async def test_purge_deletes_handled_events_past_the_retention_with_their_dedup_rows(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url)
+    month_ago = NOW - timedelta(days=30)
+
+    def event() -> DomainEvent:
+        return DomainEvent("order.created", "order", str(uuid.uuid4()), {}, occurred_at=month_ago)
+
+    old_handled = [event() for _ in range(3)]
+    recent_handled, unhandled, unpublished = event(), event(), event()
+    try:
+        async with SqlUnitOfWork(engine) as uow:
+            for e in (*old_handled, recent_handled, unhandled, unpublished):
+                await uow.outbox.add(e)
+            published = [e.id for e in (*old_handled, recent_handled, unhandled)]
+            await uow.outbox.mark_published(published, month_ago)
+            await uow.outbox.mark_handled([e.id for e in old_handled], NOW - timedelta(days=8))
+            await uow.outbox.mark_handled([recent_handled.id], NOW - timedelta(days=6))
+            for e in (*old_handled, recent_handled, unhandled):
+                assert await uow.processed_events.mark_processed(e.id, "a-consumer")
+            await uow.commit()
+
+        report = await purge_expired(
+            lambda: SqlUnitOfWork(engine), SteppingClock(NOW), WorkflowPolicy(batch_size=2)
+        )
+
+        assert report.outbox_events == 3
+        async with engine.connect() as conn:
+            kept = set((await conn.execute(select(outbox_events.c.id))).scalars())
+            deduped = set((await conn.execute(select(processed_events.c.event_id))).scalars())
+        assert kept == {recent_handled.id, unhandled.id, unpublished.id}
+        assert deduped == {recent_handled.id, unhandled.id}
     finally:
         await engine.dispose()

@@ -5,18 +5,53 @@ take, which includes "the pool is busy": with `worker_prefetch_multiplier=1` a w
 concurrency 2 then moves two messages per second, whatever their size. 0.1 s lifts that
 tenfold for the price of a few cheap queries per second on a local file. (The stock
 transport cannot take the option: it hands all its options to `create_engine`.)
+
+The stock transport also keeps every message it hands out, marked `visible = false`, and
+never reads it again (it does not restore the messages of a dead worker either: ADR 0004),
+so the table would grow by every relay kick and Beat tick, forever. Every `SWEEP_EVERY`
+takes, a channel deletes the taken rows.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import structlog
 from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport.sqlalchemy import Channel as SqlAlchemyChannel
 from kombu.transport.sqlalchemy import Transport as SqlAlchemyTransport
 
 ALIAS = "oflite"  # a URL scheme prefix: `oflite+sqlite:///path/to/broker.sqlite`
 POLLING_INTERVAL = 0.1
+SWEEP_EVERY = 100
+
+log = structlog.get_logger(__name__)
+
+
+class Channel(SqlAlchemyChannel):
+    _taken = 0
+
+    def _get(self, queue: Any, timeout: Any = None) -> Any:
+        payload = super()._get(queue)  # raises Empty when there is nothing to take
+        self._taken += 1
+        if self._taken % SWEEP_EVERY == 0:
+            try:
+                self.sweep()
+            except Exception:  # the message is taken: hand it over; the next sweep retries
+                self.session.rollback()
+                log.warning("broker_sweep_failed", exc_info=True)
+        return payload
+
+    def sweep(self) -> int:
+        """Delete the messages already handed out (of every queue); how many."""
+        taken = self.session.query(self.message_cls).filter(self.message_cls.visible == False)  # noqa: E712
+        deleted = int(taken.delete(synchronize_session=False))
+        self.session.commit()
+        return deleted
 
 
 class Transport(SqlAlchemyTransport):
+    Channel = Channel
     polling_interval = POLLING_INTERVAL
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, delete, func, insert, select, update
 
 from backend.domain.events import DomainEvent, OutboxRecord
 from backend.infrastructure.db.repositories.base import SqlRepository
@@ -103,6 +103,22 @@ class SqlOutboxRepository(SqlRepository):
                 .where(outbox_events.c.id.in_(list(event_ids)))
                 .values(attempts=outbox_events.c.attempts + 1)
             )
+
+    async def purge_handled(self, handled_before: datetime, limit: int) -> int:
+        doomed = (
+            select(outbox_events.c.id)
+            .where(outbox_events.c.handled_at < handled_before)
+            .order_by(outbox_events.c.handled_at)
+            .limit(limit)
+        )
+        ids = list((await self._conn.execute(doomed)).scalars())
+        if not ids:
+            return 0
+        await self._conn.execute(
+            delete(processed_events).where(processed_events.c.event_id.in_(ids))
+        )
+        result = await self._conn.execute(delete(outbox_events).where(outbox_events.c.id.in_(ids)))
+        return int(result.rowcount)
 
     async def backlog(self, now: datetime) -> tuple[int, float]:
         row = (

@@ -26,6 +26,13 @@ outbox_events = Table(
         postgresql_where=text("published_at IS NULL"),
         sqlite_where=text("published_at IS NULL"),
     ),
+    # Retention (migration 0006): the purge job deletes handled events by age.
+    Index(
+        "ix_outbox_events_handled",
+        "handled_at",
+        postgresql_where=text("handled_at IS NOT NULL"),
+        sqlite_where=text("handled_at IS NOT NULL"),
+    ),
     Index(
         "ix_outbox_events_unhandled",
         "published_at",
