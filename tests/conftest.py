@@ -105,15 +105,26 @@ def redis_url() -> str:
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[Any]:
-    """A private redis-server on a free port, for outage tests (never the shared one)."""
+    """A private redis-server on a free port, for outage tests (never the shared one); its
+    data survives a stop and start."""
+    yield from _own_redis(tmp_path, keep_data=True)
+
+
+@pytest.fixture
+def own_redis_without_persistence(tmp_path: Path) -> Iterator[Any]:
+    """Like `own_redis`, but a stop is a SIGKILL and a start comes back empty."""
+    yield from _own_redis(tmp_path, keep_data=False)
+
+
+def _own_redis(tmp_path: Path, *, keep_data: bool) -> Iterator[Any]:
     from tests.helpers.redis_server import RedisServer
 
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = RedisServer(directory)
+    server = RedisServer(tmp_path / "redis", keep_data=keep_data)
     server.start()
-    yield server
-    server.close()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 # --------------------------------------------------------------------------- app

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.helpers.orders import api_product, api_user, body_of, container_of
-from tests.worker.processes import OwnRedis
+from tests.helpers.redis_server import RedisServer
 from tests.worker.stack import Stack, make_stack, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -34,7 +34,7 @@ async def place(client: httpx.AsyncClient, headers: dict[str, str], product_id: 
 async def test_orders_are_accepted_while_redis_is_down_and_relayed_when_it_returns(
     make_stack: Any, client_for: Any, mode: str, tmp_path: Any
 ) -> None:
-    redis = OwnRedis(tmp_path / "redis")
+    redis = RedisServer(tmp_path / "redis", keep_data=False)
     redis.start()
     try:
         stack: Stack = make_stack(
@@ -48,10 +48,10 @@ async def test_orders_are_accepted_while_redis_is_down_and_relayed_when_it_retur
         )
         await run_outage(stack, redis, client_for)
     finally:
-        redis.stop()
+        redis.close()
 
 
-async def run_outage(stack: Stack, redis: OwnRedis, client_for: Any) -> None:
+async def run_outage(stack: Stack, redis: RedisServer, client_for: Any) -> None:
     async def tally() -> Counter[str]:
         return Counter((await stack.statuses()).values())
 

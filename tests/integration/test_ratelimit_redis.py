@@ -6,12 +6,7 @@ Outages use a redis-server of the test's own (on a free port), never the shared 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +19,10 @@ from backend.core.config import Settings
 from backend.infrastructure.ratelimit import RateLimiter
 from backend.infrastructure.ratelimit.limiter import build_policies, build_storage
 from tests.api.test_ratelimit import app_client, fields, limited
+from tests.helpers.redis_server import RedisServer, free_port
 from tests.support import clear_of_window_edges, make_settings
 
 pytestmark = pytest.mark.redis
-
-NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
 
 
 @pytest.fixture(autouse=True)
@@ -38,60 +32,6 @@ def _clear_of_window_edges() -> None:
 
 def storage_errors() -> float:
     return REGISTRY.get_sample_value("rate_limit_storage_errors_total") or 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class OwnRedis:
-    """A redis-server this test starts and stops (no persistence, loopback only)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", *NO_PERSISTENCE],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("own redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-
-@pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    server = OwnRedis(free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Captured:
@@ -193,12 +133,12 @@ async def test_concurrent_hits_on_one_key_allow_exactly_the_quota(
 
 # --------------------------------------------------------------------------- Redis down
 async def test_redis_down_lets_requests_through_counts_and_recovers(
-    tmp_path: Path, sqlite_url: str, own_redis: OwnRedis, captured: Captured
+    tmp_path: Path, sqlite_url: str, own_redis_without_persistence: RedisServer, captured: Captured
 ) -> None:
     settings = limited(
         tmp_path,
         sqlite_url,
-        redis_url=own_redis.url,
+        redis_url=own_redis_without_persistence.url,
         rate_limit_default="2/minute",
         rate_limit_storage_retry_seconds=0,  # ask Redis on every request: deterministic counts
         log_level="INFO",
@@ -207,7 +147,7 @@ async def test_redis_down_lets_requests_through_counts_and_recovers(
         statuses = [(await c.get("/api/v1/_test/ping")).status_code for _ in range(3)]
         assert statuses == [200, 200, 429]
 
-        own_redis.stop()
+        own_redis_without_persistence.stop()
         before = storage_errors()
         for _ in range(6):
             response = await c.get("/api/v1/_test/ping")
@@ -218,7 +158,8 @@ async def test_redis_down_lets_requests_through_counts_and_recovers(
         # Logged once for the whole outage, not once per request.
         assert len(captured.named("rate_limit_storage_unavailable")) == 1
 
-        own_redis.start()  # empty (no persistence): a fresh budget once Redis answers again
+        # Empty (no persistence): a fresh budget once Redis answers again.
+        own_redis_without_persistence.start()
         for _ in range(20):
             response = await c.get("/api/v1/_test/ping")
             if "ratelimit" in response.headers:
