@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Column, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,3 +22,11 @@ class SqlRepository:
         """`INSERT ... ON CONFLICT DO NOTHING` on either database."""
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         return dialect_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+    async def oldest_ids(
+        self, table: Table, stamp: Column[Any], before: datetime, limit: int
+    ) -> list[Any]:
+        """Up to `limit` ids of `table`'s rows whose `stamp` is before `before`, oldest
+        first: one bounded batch of a purge job."""
+        doomed = select(table.c.id).where(stamp < before).order_by(stamp).limit(limit)
+        return list((await self._conn.execute(doomed)).scalars())

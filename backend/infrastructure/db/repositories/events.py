@@ -105,13 +105,9 @@ class SqlOutboxRepository(SqlRepository):
             )
 
     async def purge_handled(self, handled_before: datetime, limit: int) -> int:
-        doomed = (
-            select(outbox_events.c.id)
-            .where(outbox_events.c.handled_at < handled_before)
-            .order_by(outbox_events.c.handled_at)
-            .limit(limit)
+        ids = await self.oldest_ids(
+            outbox_events, outbox_events.c.handled_at, handled_before, limit
         )
-        ids = list((await self._conn.execute(doomed)).scalars())
         if not ids:
             return 0
         await self._conn.execute(

@@ -180,13 +180,9 @@ class SqlRefreshTokenRepository(SqlRepository):
         return int(result.rowcount)
 
     async def purge(self, expired_before: datetime, limit: int) -> int:
-        doomed = (
-            select(refresh_tokens.c.id)
-            .where(refresh_tokens.c.expires_at < expired_before)
-            .order_by(refresh_tokens.c.expires_at)
-            .limit(limit)
+        ids = await self.oldest_ids(
+            refresh_tokens, refresh_tokens.c.expires_at, expired_before, limit
         )
-        ids = list((await self._conn.execute(doomed)).scalars())
         if not ids:
             return 0
         result = await self._conn.execute(
