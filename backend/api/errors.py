@@ -11,7 +11,13 @@ from starlette.responses import Response
 
 from backend.api.problems import problem_response
 from backend.core.logging import get_logger
-from backend.domain.errors import DependencyUnavailable, DomainError, ErrorKind, RateLimited
+from backend.domain.errors import (
+    DependencyUnavailable,
+    DomainError,
+    ErrorKind,
+    RateLimited,
+    TransactionAborted,
+)
 
 log = get_logger(__name__)
 
@@ -38,6 +44,8 @@ def _headers_for(error: DomainError) -> dict[str, str]:
         return {"WWW-Authenticate": "Bearer"}
     if isinstance(error, RateLimited):
         return {"Retry-After": str(error.retry_after)}
+    if isinstance(error, TransactionAborted):  # the conflict is over: at once is fine
+        return {"Retry-After": "1"}
     if error.kind is ErrorKind.UNAVAILABLE:
         return {"Retry-After": SERVICE_UNAVAILABLE_RETRY_AFTER}
     return {}
@@ -49,6 +57,8 @@ async def handle_domain_error(request: Request, error: Exception) -> Response:
         log.warning(
             "dependency_unavailable", dependency=error.dependency, cause=repr(error.__cause__)
         )
+    elif isinstance(error, TransactionAborted):
+        log.warning("transaction_aborted", cause=repr(error.__cause__))
     return problem_response(
         request.scope,
         status_for(error),

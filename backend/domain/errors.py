@@ -90,3 +90,13 @@ class DependencyUnavailable(DomainError):
     def __init__(self, dependency: str, detail: str | None = None) -> None:
         super().__init__(detail or f"The {dependency} is unavailable; retry shortly.")
         self.dependency = dependency
+
+
+class TransactionAborted(DomainError):
+    """The database aborted the request's transaction to settle a conflict with a concurrent
+    one (a deadlock or a serialization failure): nothing was changed, and the same request
+    can simply be sent again."""
+
+    kind = ErrorKind.UNAVAILABLE
+    slug = "transaction-aborted"
+    title = "Transaction aborted by a concurrent one"

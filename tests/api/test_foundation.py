@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from backend.api.deps import UoW
+from backend.domain.errors import TransactionAborted
 from tests.support import make_settings
 
 PROBLEM = "application/problem+json"
@@ -122,6 +123,10 @@ def probe_router() -> APIRouter:
     async def crash() -> None:
         raise RuntimeError("secret internals")
 
+    @router.get("/_test/aborted")
+    async def aborted() -> None:  # what the unit of work raises for a deadlock victim
+        raise TransactionAborted("The database aborted this one; send it again.")
+
     @router.get("/_test/data")
     async def data(uow: UoW) -> dict[str, int]:
         async with uow:
@@ -159,6 +164,16 @@ async def test_invalid_body_is_a_422_problem_with_errors(probed: httpx.AsyncClie
     locs = {tuple(err["loc"]) for err in body["errors"]}
     assert locs == {("body", "name"), ("body", "quantity")}
     assert all(set(err) == {"loc", "msg", "type"} for err in body["errors"])
+
+
+async def test_a_transaction_the_database_aborted_is_a_retryable_503(
+    probed: httpx.AsyncClient,
+) -> None:
+    response = await probed.get("/_test/aborted")
+    body = assert_problem(response, 503, "transaction-aborted")
+    assert body["title"] == "Transaction aborted by a concurrent one"
+    assert body["detail"] == "The database aborted this one; send it again."
+    assert response.headers["retry-after"] == "1"
 
 
 async def test_malformed_json_is_a_400_problem(probed: httpx.AsyncClient) -> None:

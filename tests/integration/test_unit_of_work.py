@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
 
-from backend.domain.errors import DependencyUnavailable
+from backend.domain.errors import DependencyUnavailable, TransactionAborted
 from backend.domain.events import DomainEvent
 from backend.infrastructure.db.engine import create_engine
 from backend.infrastructure.db.uow import SqlUnitOfWork
+from tests.helpers.orders import seed_product
 
 
 def event(n: int = 0) -> DomainEvent:
@@ -109,5 +111,40 @@ async def test_unreachable_database_is_dependency_unavailable() -> None:
             async with SqlUnitOfWork(engine):
                 pass
         assert info.value.dependency == "database"
+    finally:
+        await engine.dispose()
+
+
+async def test_the_victim_of_a_deadlock_is_a_retryable_transaction_aborted(pg_url: str) -> None:
+    """Two units of work take two products' rows in opposite orders: PostgreSQL aborts one
+    (deadlock_detected, after its 1 s deadlock_timeout). That one is TransactionAborted, not
+    an unexplained 500; the other commits."""
+    engine = create_engine(pg_url)
+    try:
+        async with SqlUnitOfWork(engine) as uow:
+            first = await seed_product(uow, stock=10)
+            second = await seed_product(uow, stock=10)
+            await uow.commit()
+        both_hold_one = asyncio.Barrier(2)
+
+        async def take(a: str, b: str) -> None:
+            async with SqlUnitOfWork(engine) as uow:
+                assert await uow.products.adjust_stock(a, -1) == 9
+                await both_hold_one.wait()
+                await uow.products.adjust_stock(b, -1)
+                await uow.commit()
+
+        outcomes = await asyncio.gather(
+            take(first.id, second.id), take(second.id, first.id), return_exceptions=True
+        )
+
+        aborted = [o for o in outcomes if isinstance(o, TransactionAborted)]
+        assert len(aborted) == 1 and outcomes.count(None) == 1, outcomes
+        assert "send it again" in aborted[0].detail
+        async with SqlUnitOfWork(engine) as uow:  # only the survivor's two changes are there
+            stocks = {
+                p.id: p.stock for p in (await uow.products.get_many([first.id, second.id])).values()
+            }
+        assert stocks == {first.id: 9, second.id: 9}
     finally:
         await engine.dispose()

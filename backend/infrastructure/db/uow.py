@@ -9,9 +9,9 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.core.logging import get_logger
-from backend.domain.errors import DependencyUnavailable
+from backend.domain.errors import DependencyUnavailable, TransactionAborted
 from backend.domain.events import DomainEvent
-from backend.infrastructure.db.errors import is_connectivity_error
+from backend.infrastructure.db.errors import is_connectivity_error, is_transaction_conflict
 from backend.infrastructure.db.repositories.catalog import SqlProductRepository
 from backend.infrastructure.db.repositories.events import SqlOutboxRepository, SqlProcessedEvents
 from backend.infrastructure.db.repositories.orders import (
@@ -91,9 +91,12 @@ class SqlUnitOfWork:
                     await conn.close()
                 except Exception:
                     log.debug("close_failed", exc_info=True)
-        if (
-            exc is not None
-            and not isinstance(exc, DependencyUnavailable)
-            and is_connectivity_error(exc)
-        ):
+        if exc is None or isinstance(exc, DependencyUnavailable | TransactionAborted):
+            return
+        if is_transaction_conflict(exc):
+            raise TransactionAborted(
+                "A concurrent request held what this one needed and the database aborted this "
+                "one; nothing was changed: send it again."
+            ) from exc
+        if is_connectivity_error(exc):
             raise DependencyUnavailable("database") from exc
