@@ -15,7 +15,6 @@ from backend.domain.errors import (
     DependencyUnavailable,
     DomainError,
     ErrorKind,
-    RateLimited,
     TransactionAborted,
 )
 
@@ -42,10 +41,8 @@ def status_for(error: DomainError) -> int:
 def _headers_for(error: DomainError) -> dict[str, str]:
     if error.kind is ErrorKind.UNAUTHENTICATED:
         return {"WWW-Authenticate": "Bearer"}
-    if isinstance(error, RateLimited):
+    if error.retry_after is not None:  # rate limits, lockouts, an aborted transaction
         return {"Retry-After": str(error.retry_after)}
-    if isinstance(error, TransactionAborted):  # the conflict is over: at once is fine
-        return {"Retry-After": "1"}
     if error.kind is ErrorKind.UNAVAILABLE:
         return {"Retry-After": SERVICE_UNAVAILABLE_RETRY_AFTER}
     return {}

@@ -26,6 +26,7 @@ class DomainError(Exception):
     kind: ErrorKind = ErrorKind.BAD_REQUEST
     slug: str = "bad-request"
     title: str = "Bad request"
+    retry_after: int | None = None  # seconds, when the same request can be sent again
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         self.detail = detail or self.title
@@ -100,3 +101,4 @@ class TransactionAborted(DomainError):
     kind = ErrorKind.UNAVAILABLE
     slug = "transaction-aborted"
     title = "Transaction aborted by a concurrent one"
+    retry_after = 1  # the conflict is already over
