@@ -58,6 +58,7 @@ from backend.services.users import UserService
 log = get_logger(__name__)
 
 RELAY_OUTBOX_TASK = "orderflow.outbox.relay"
+STOP_GRACE_SECONDS = 5.0
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -97,6 +98,11 @@ class Container:
     clock: Clock = field(default_factory=SystemClock)
     rate_limiter: RateLimiter | None = None  # None when RATE_LIMIT_ENABLED=false
     _background: list[asyncio.Task[Any]] = field(default_factory=list)
+    # Set by `aclose()`: loops that touch the database finish their statement and return
+    # instead of being cancelled mid-query (an aiosqlite thread would then answer a closed
+    # event loop, a driver's connection would be dropped instead of returned).
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _graceful: list[asyncio.Task[Any]] = field(default_factory=list)
     _kick_failing: bool = False
 
     def uow(self) -> SqlUnitOfWork:
@@ -231,7 +237,16 @@ class Container:
             else:
                 OUTBOX_PENDING.set(count)
                 OUTBOX_OLDEST_AGE.set(age)
-            await asyncio.sleep(period)
+            if await self._stopped_within(period):
+                return
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True as soon as the container is closing."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
 
     async def readiness(self) -> dict[str, dict[str, Any]]:
         timeout = self.settings.readiness_timeout
@@ -250,10 +265,18 @@ class Container:
     async def ping_database(self) -> None:
         await health.database_check(self.engine)()
 
-    def spawn(self, coro: Any, name: str) -> None:
-        self._background.append(asyncio.create_task(coro, name=name))
+    def spawn(self, coro: Any, name: str, *, returns_when_stopping: bool = False) -> None:
+        """Run `coro` until `aclose()`: cancelled then, or, with `returns_when_stopping`,
+        given up to STOP_GRACE_SECONDS to return by itself (it watches `_stopping`)."""
+        task = asyncio.create_task(coro, name=name)
+        self._background.append(task)
+        if returns_when_stopping:
+            self._graceful.append(task)
 
     async def aclose(self) -> None:
+        self._stopping.set()
+        if self._graceful:
+            await asyncio.wait(self._graceful, timeout=STOP_GRACE_SECONDS)
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

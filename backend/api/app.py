@@ -38,7 +38,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await container.start_identity()
         # Drops this process's L1 entries when any process writes (returns at once embedded).
         container.spawn(container.cache.listen(), name="cache-invalidation")
-        container.spawn(container.watch_outbox_backlog(), name="outbox-backlog-gauges")
+        container.spawn(
+            container.watch_outbox_backlog(),
+            name="outbox-backlog-gauges",
+            returns_when_stopping=True,
+        )
         log.info(
             "api_started", environment=settings.environment, database=container.engine.dialect.name
         )
