@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Protocol, TypeVar
 
 from backend.domain.errors import Conflict, InvalidInput, NotFound, StaleVersion
+from backend.domain.versioning import ExpectedVersion, version_allowed
 
 CENT = Decimal("0.01")
 MAX_PRICE = Decimal("99999999.99")  # fits integer cents comfortably on both databases
@@ -22,8 +23,6 @@ MAX_NAME = 200
 MAX_DESCRIPTION = 5000
 
 T = TypeVar("T")
-# From `If-Match`: the version the client last saw (or any of several); None = no condition.
-ExpectedVersion = int | Collection[int] | None
 
 
 # --------------------------------------------------------------------------- errors
@@ -148,10 +147,7 @@ class Product:
 
     def check_version(self, expected: ExpectedVersion) -> None:
         """Optimistic concurrency: refuse an edit based on another version."""
-        if expected is None:
-            return
-        allowed = {expected} if isinstance(expected, int) else expected
-        if self.version not in allowed:
+        if not version_allowed(expected, self.version):
             raise ProductVersionMismatch(self.id, self.version)
 
     def apply(self, changes: ProductChanges, now: datetime) -> bool:

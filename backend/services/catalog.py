@@ -16,7 +16,6 @@ from backend.domain.catalog import (
     PRODUCT_LIST_NS,
     PRODUCT_NS,
     Cache,
-    ExpectedVersion,
     InsufficientStockForAdjustment,
     InvalidProduct,
     Product,
@@ -29,6 +28,7 @@ from backend.domain.catalog import (
 )
 from backend.domain.errors import Conflict
 from backend.domain.ports import Clock, UnitOfWorkFactory
+from backend.domain.versioning import ExpectedVersion
 
 MAX_LIMIT = 100
 MAX_REASON = 200

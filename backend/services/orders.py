@@ -42,6 +42,7 @@ from backend.domain.orders import (
 )
 from backend.domain.ports import Clock, UnitOfWork
 from backend.domain.users import User
+from backend.domain.versioning import ExpectedVersion, version_allowed
 from backend.domain.workflow import Actor
 
 CAS_ATTEMPTS = 3
@@ -309,7 +310,7 @@ async def update_order_details(
     requester: User,
     changes: dict[str, str | None],
     *,
-    expected_version: int | None,
+    expected_version: ExpectedVersion,
     clock: Clock,
 ) -> Order:
     """Shipping address and note, while the order is pending or validated."""
@@ -318,8 +319,8 @@ async def update_order_details(
         raise InvalidInput(f"Only shipping_address and note can be changed, not {sorted(unknown)}.")
     async with uow:
         order = await _visible(uow, order_id, requester)
-        if expected_version is not None and expected_version != order.version:
-            raise StaleVersion(f"The order is at version {order.version}, not {expected_version}.")
+        if not version_allowed(expected_version, order.version):
+            raise StaleVersion(f"The order is at version {order.version}; re-read it and retry.")
         if order.status not in workflow.EDITABLE_STATES:
             raise OrderNotEditable(order.status)
         if not changes:

@@ -281,6 +281,10 @@ async def test_etag_and_if_none_match(client: httpx.AsyncClient, alice: Any) -> 
     assert cached.headers["etag"] == '"1"'
     stale = await client.get(path, headers={**headers, "If-None-Match": '"7"'})
     assert stale.status_code == 200
+    # If-None-Match compares weakly: W/"1" and a list holding "1" both match; * as well.
+    for held in ('W/"1"', '"7", "1"', "*"):
+        matched = await client.get(path, headers={**headers, "If-None-Match": held})
+        assert matched.status_code == 304, held
 
 
 async def test_listing_filters_sorts_and_pages(client: httpx.AsyncClient) -> None:

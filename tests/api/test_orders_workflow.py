@@ -160,10 +160,16 @@ async def test_patch_changes_details_with_if_match(
         path, json={"shipping_address": "2 Side St"}, headers={**owner, "If-Match": "*"}
     )
     assert anyv.json()["shipping_address"] == "2 Side St" and anyv.json()["note"] == "leave at door"
-    cleared = await client.patch(
+    # If-Match compares strongly (RFC 9110 13.1.1): a weak tag never matches, a list may.
+    weak = await client.patch(
         path, json={"note": None}, headers={**people["admin"], "If-Match": 'W/"3"'}
     )
+    assert_problem(weak, 412, "precondition-failed")
+    cleared = await client.patch(
+        path, json={"note": None}, headers={**people["admin"], "If-Match": '"1", "3"'}
+    )
     assert cleared.json()["note"] is None and cleared.json()["version"] == 4
+    assert cleared.headers["etag"] == '"4"'
     for bad in ({"status": "approved"}, {"total": "1.00"}, {"note": "x" * 1001}):
         assert_problem(await client.patch(path, json=bad, headers=owner), 422, "validation-error")
     await client.post(f"{path}/cancel", headers=owner)

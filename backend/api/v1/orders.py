@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from backend.api.deps import AdminUser, ContainerDep, CurrentUser
+from backend.api.etags import IfMatch, IfNoneMatch, etag, if_match_versions, none_match
 from backend.api.openapi import problems
 from backend.api.v1.pagination import DEFAULT_LIMIT, Limit, Offset
 from backend.api.v1.schemas.orders import (
@@ -23,7 +24,7 @@ from backend.api.v1.schemas.orders import (
     ValidationStartedOut,
 )
 from backend.core.metrics import INSUFFICIENT_STOCK
-from backend.domain.errors import DependencyUnavailable, StaleVersion
+from backend.domain.errors import DependencyUnavailable
 from backend.domain.orders import (
     InsufficientStock,
     LineRequest,
@@ -50,32 +51,15 @@ IdempotencyKey = Annotated[
         "first response (with `Idempotent-Replayed: true`).",
     ),
 ]
-IfMatch = Annotated[str | None, Header(alias="If-Match", description='`"<version>"` or `*`.')]
-IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match")]
 
 
 # --------------------------------------------------------------------------- helpers
-def etag(order: Order | int) -> str:
-    return f'"{order if isinstance(order, int) else order.version}"'
-
-
-def expected_version(if_match: str | None) -> int | None:
-    """The version an `If-Match` demands; None for no header or `*`. Anything we never
-    issued cannot match the current ETag, so it is a 412 like any stale one."""
-    if if_match is None or if_match.strip() == "*":
-        return None
-    tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
-        raise StaleVersion(f"If-Match {if_match!r} is not an ETag of this order.")
-    return int(tag)
-
-
 def location(order_id: str) -> str:
     return f"/api/v1/orders/{order_id}"
 
 
 def order_response(order: Order, response: Response) -> OrderOut:
-    response.headers["ETag"] = etag(order)
+    response.headers["ETag"] = etag(order.version)
     return OrderOut.of(order)
 
 
@@ -186,8 +170,10 @@ async def get_order(
     if_none_match: IfNoneMatch = None,
 ) -> Any:
     order = await svc.get_order(container.uow(), str(order_id), user)
-    if if_none_match is not None and etag(order) in {t.strip() for t in if_none_match.split(",")}:
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(order)})
+    if none_match(if_none_match, order.version):
+        return Response(
+            status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(order.version)}
+        )
     return order_response(order, response)
 
 
@@ -225,7 +211,7 @@ async def update_order(
         str(order_id),
         user,
         changes,
-        expected_version=expected_version(if_match),
+        expected_version=if_match_versions(if_match),
         clock=container.clock,
     )
     return order_response(order, response)

@@ -6,14 +6,14 @@ Reads are served from the tiered cache. Every product response carries
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import AfterValidator
 
 from backend.api.deps import AdminUser, ContainerDep, OptionalUser, container_of
+from backend.api.etags import IF_NONE_MATCH_DOC, IfMatch, etag, if_match_versions, none_match
 from backend.api.openapi import problems
 from backend.api.v1.pagination import DEFAULT_LIMIT, Limit, Offset
 from backend.api.v1.schemas.products import (
@@ -25,7 +25,7 @@ from backend.api.v1.schemas.products import (
     StockAdjustmentIn,
     no_nul,
 )
-from backend.domain.catalog import ExpectedVersion, Product, ProductQuery, SortField
+from backend.domain.catalog import Product, ProductQuery, SortField
 from backend.domain.errors import NotAuthenticated, PermissionDenied
 from backend.domain.users import User
 
@@ -35,30 +35,9 @@ ProductSort = Literal["name", "-name", "price", "-price", "created_at", "-create
 JSON = "application/json"
 # Clients may keep a copy but must revalidate it (cheaply, with If-None-Match) before use.
 REVALIDATE = "no-cache"
-_ETAG = re.compile(r'^\s*(W/)?"([^"]*)"\s*$')
-
 ETAG_HEADER = {
     "ETag": {"description": 'The product version, e.g. `"3"`', "schema": {"type": "string"}}
 }
-IF_NONE_MATCH_DOC = {
-    "parameters": [
-        {
-            "name": "If-None-Match",
-            "in": "header",
-            "required": False,
-            "description": 'The ETag you hold (`"3"`, or `W/"3"`): 304 without a body if current.',
-            "schema": {"type": "string"},
-        }
-    ]
-}
-IF_MATCH = Annotated[
-    str | None,
-    Header(description='Apply only if the product is still at this version (`"3"`), else 412.'),
-]
-
-
-def etag(product: Product) -> str:
-    return f'"{product.version}"'
 
 
 def product_response(product: Product, status_code: int = 200, **headers: str) -> Response:
@@ -66,33 +45,7 @@ def product_response(product: Product, status_code: int = 200, **headers: str) -
         ProductOut.of(product).model_dump_json(),
         status_code=status_code,
         media_type=JSON,
-        headers={"ETag": etag(product), "Cache-Control": REVALIDATE, **headers},
-    )
-
-
-def expected_versions(if_match: str | None) -> ExpectedVersion:
-    """`If-Match` as versions: None for absent or `*`; strong ETags only (RFC 9110 13.1.1:
-    If-Match uses the strong comparison), so a weak or malformed one can never match."""
-    if if_match is None or if_match.strip() == "*":
-        return None
-    versions: set[int] = set()
-    for candidate in if_match.split(","):
-        match = _ETAG.match(candidate)
-        if match and not match.group(1) and match.group(2).isdigit():
-            versions.add(int(match.group(2)))
-    return versions
-
-
-def none_match(if_none_match: str | None, product: Product) -> bool:
-    """`If-None-Match` holds (GET uses the weak comparison: W/"3" matches "3")."""
-    if if_none_match is None:
-        return False
-    if if_none_match.strip() == "*":
-        return True
-    tag = str(product.version)
-    return any(
-        (m := _ETAG.match(candidate)) is not None and m.group(2) == tag
-        for candidate in if_none_match.split(",")
+        headers={"ETag": etag(product.version), "Cache-Control": REVALIDATE, **headers},
     )
 
 
@@ -169,10 +122,10 @@ async def get_product(
     # (bench/scenario_products, docs/adr/0013). The header is documented by IF_NONE_MATCH_DOC.
     catalog = container_of(request).catalog
     product = await catalog.get(str(product_id), include_inactive=_is_admin(user))
-    if none_match(request.headers.get("if-none-match"), product):
+    if none_match(request.headers.get("if-none-match"), product.version):
         return Response(
             status_code=status.HTTP_304_NOT_MODIFIED,
-            headers={"ETag": etag(product), "Cache-Control": REVALIDATE},
+            headers={"ETag": etag(product.version), "Cache-Control": REVALIDATE},
         )
     return product_response(product)
 
@@ -207,10 +160,10 @@ async def update_product(
     body: ProductUpdateIn,
     _admin: AdminUser,
     container: ContainerDep,
-    if_match: IF_MATCH = None,
+    if_match: IfMatch = None,
 ) -> Any:
     product = await container.catalog.update(
-        str(product_id), body.changes(), expected_version=expected_versions(if_match)
+        str(product_id), body.changes(), expected_version=if_match_versions(if_match)
     )
     return product_response(product)
 
@@ -223,10 +176,10 @@ async def update_product(
     responses=problems(401, 403, 404, 412, 422),
 )
 async def delete_product(
-    product_id: uuid.UUID, _admin: AdminUser, container: ContainerDep, if_match: IF_MATCH = None
+    product_id: uuid.UUID, _admin: AdminUser, container: ContainerDep, if_match: IfMatch = None
 ) -> None:
     await container.catalog.deactivate(
-        str(product_id), expected_version=expected_versions(if_match)
+        str(product_id), expected_version=if_match_versions(if_match)
     )
 
 
