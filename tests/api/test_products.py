@@ -84,7 +84,14 @@ async def test_admin_creates_a_product(client: httpx.AsyncClient, admin: dict[st
 
 @pytest.mark.parametrize(
     ("given", "shown"),
-    [("5", "5.00"), (5, "5.00"), ("0.1", "0.10"), (0, "0.00"), ("-0", "0.00"), ("12.30", "12.30")],
+    [
+        ("5", "5.00"),
+        (5, "5.00"),
+        ("0.1", "0.10"),
+        (0, "0.00"),
+        ("007.5", "7.50"),
+        ("12.30", "12.30"),
+    ],
 )
 async def test_price_is_always_a_two_place_string(
     client: httpx.AsyncClient, admin: dict[str, str], given: Any, shown: str
@@ -113,6 +120,14 @@ async def test_a_duplicate_sku_is_409_whatever_its_case(
         ("price", True),
         ("price", None),
         ("price", "100000000.00"),
+        # A price string is plain digits, as the document's pattern says: no sign, exponent,
+        # spaces or grouping (a number may be 5, 5.0 or 5e0: it is a number).
+        ("price", "-0"),
+        ("price", "+5"),
+        ("price", "5e0"),
+        ("price", " 5"),
+        ("price", "1,000"),
+        ("price", ".5"),
         ("stock", -1),
         ("stock", 1.5),
         ("stock", "many"),

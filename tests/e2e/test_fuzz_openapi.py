@@ -4,8 +4,10 @@ Schemathesis generates requests for EVERY operation the app documents, both vali
 and invalid (negative) ones, and sends them in-process (ASGI) as an admin. Each response must
 not be a server error and must match what the document says: its status is documented, its
 content type and headers are the documented ones, its body validates against the documented
-schema. (Schemathesis' positive_data_acceptance/negative_data_rejection checks are left out:
-they judge business rules - a random id is 404, a stale If-Match 412 - not the document.)
+schema. And the document is exact about input: a request off the document is refused
+(negative_data_rejection, with our refusal statuses), a request on it is never refused as
+invalid input (`documented_input_is_accepted`: judged by the problem type, since business
+refusals - an unknown product, a stale If-Match - share statuses with validation errors).
 
 Seeded ids (a product, a customer, an order) are fed to the path parameters in an extra round
 so that operations also reach their "found" branches, not only 404s.
@@ -28,8 +30,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -42,15 +46,54 @@ from tests.helpers.orders import api_product, api_user, body_of
 pytestmark = pytest.mark.slow
 
 EXAMPLES_PER_ROUND = 25
+# A request off the document may be refused with any of these (412: an If-Match that is no
+# ETag of ours never matches; 413: a body over the limit).
+REFUSALS = ["400", "401", "403", "404", "405", "406", "409", "412", "413", "415", "422", "428"]
+CONFIG = SchemathesisConfig.from_dict(
+    {"checks": {"negative_data_rejection": {"expected-statuses": [*REFUSALS, "429", "5xx"]}}}
+)
+
+
+# Rules JSON Schema cannot state, each said in the field's description instead.
+UNSTATABLE = (
+    ("min_price", "must not exceed max_price"),  # a relation between two parameters
+    ("email", "special-use or reserved name"),  # `format: email` admits e.g. `x@y.test`
+)
+
+
+def _unstatable(error: dict[str, Any]) -> bool:
+    field = str(error.get("loc", [""])[-1])
+    return any(field == name and text in error.get("msg", "") for name, text in UNSTATABLE)
+
+
+def documented_input_is_accepted(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A request the document calls valid is never refused as invalid input. (Schemathesis'
+    own positive_data_acceptance judges statuses, and our business refusals share them: an
+    unknown product is a 422 too, a wrong current password a 400; the problem type tells.)"""
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return None
+    if response.status_code not in (400, 422):
+        return None
+    problem = response.json()
+    if not problem.get("type", "").endswith(("/validation-error", "/malformed-request")):
+        return None
+    errors = problem.get("errors", [problem])
+    if not all(_unstatable(error) for error in errors):
+        raise AssertionError(f"documented input refused: {errors}")
+    return None
+
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
+    negative_data_rejection,
+    documented_input_is_accepted,
 ]
-# Long-lived streams are not request/response operations a fuzzer can judge.
-EXCLUDED_PATHS = ("/api/v1/notifications/stream",)
+# Long-lived streams (none yet) are not request/response operations a fuzzer can judge.
+EXCLUDED_PATHS: tuple[str, ...] = ()
 FUZZ_SETTINGS = hypothesis_settings(
     max_examples=EXAMPLES_PER_ROUND,
     deadline=None,
@@ -134,7 +177,7 @@ def test_fuzzer_finds_no_server_error_and_no_response_off_the_schema(settings: S
     statuses: Counter[str] = Counter()
     operations = 0
     with _stopping_lifespans(), schemathesis.python.asgi.get_client(app) as session:
-        schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+        schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=CONFIG)
 
         def send(case: Any) -> None:
             response = case.call_and_validate(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Cookie, Depends, Response, status
+from fastapi import APIRouter, Cookie, Depends, Form, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
+from pydantic.json_schema import SkipJsonSchema
 
 from backend.api.deps import ContainerDep, SettingsDep
 from backend.api.openapi import problems
@@ -35,6 +36,22 @@ REFRESH_COOKIE = "refresh_token"
 COOKIE_PATH = "/api/v1/auth"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_EMAIL_LENGTH = 320
+
+
+class PasswordForm(OAuth2PasswordRequestForm):
+    """The OAuth2 password grant's form, saying what FastAPI does anyway: an empty field is
+    a missing one (422), so the document asks for at least one character."""
+
+    def __init__(
+        self,
+        *,
+        username: Annotated[str, Form(min_length=1)],
+        password: Annotated[str, Form(min_length=1, json_schema_extra={"format": "password"})],
+        grant_type: Annotated[Literal["password"] | SkipJsonSchema[None], Form()] = None,
+        scope: Annotated[str, Form()] = "",
+    ) -> None:
+        super().__init__(username=username, password=password, grant_type=grant_type, scope=scope)
+
 
 RefreshCookie = Annotated[
     str | None,
@@ -118,7 +135,7 @@ async def login(
     responses=problems(401, 422, 429),
 )
 async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[PasswordForm, Depends()],
     container: ContainerDep,
     settings: SettingsDep,
     response: Response,

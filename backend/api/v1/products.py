@@ -10,12 +10,12 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import AfterValidator
 
 from backend.api.deps import AdminUser, ContainerDep, OptionalUser, container_of
 from backend.api.etags import IF_NONE_MATCH_DOC, IfMatch, etag, if_match_versions, none_match
 from backend.api.openapi import problems
 from backend.api.v1.pagination import DEFAULT_LIMIT, Limit, Offset
+from backend.api.v1.schemas.common import NUL_FREE
 from backend.api.v1.schemas.products import (
     PriceIn,
     ProductCreateIn,
@@ -23,7 +23,6 @@ from backend.api.v1.schemas.products import (
     ProductPageOut,
     ProductUpdateIn,
     StockAdjustmentIn,
-    no_nul,
 )
 from backend.domain.catalog import Product, ProductQuery, SortField
 from backend.domain.errors import NotAuthenticated, PermissionDenied
@@ -66,7 +65,7 @@ async def list_products(
     q: Annotated[
         str | None,
         Query(min_length=1, max_length=100, description="Text in the name, SKU or description."),
-        AfterValidator(no_nul),
+        *NUL_FREE,
     ] = None,
     min_price: Annotated[PriceIn | None, Query()] = None,
     max_price: Annotated[PriceIn | None, Query()] = None,

@@ -15,12 +15,13 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
-    ConfigDict,
+    BeforeValidator,
     Field,
     StringConstraints,
 )
 from pydantic_core import PydanticCustomError
 
+from backend.api.v1.schemas.common import NOT_BLANK, NUL_FREE, PartialUpdate, StrictModel
 from backend.domain.orders import (
     MAX_LINES,
     MAX_QUANTITY,
@@ -29,12 +30,6 @@ from backend.domain.orders import (
     OrderStatus,
     OrderStatusChange,
 )
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:  # PostgreSQL refuses NUL in text
-        raise PydanticCustomError("string_nul", "Text must not contain NUL characters")
-    return value
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -46,7 +41,18 @@ def _to_utc(value: datetime) -> datetime:
         ) from None
 
 
-UtcDateTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+def _iso_8601_only(value: object) -> object:
+    """pydantic also reads a number as Unix seconds; the document says date-time (RFC 3339)."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit()
+    ):
+        raise PydanticCustomError(
+            "datetime_format", "A date-time with an offset, e.g. 2026-01-31T12:00:00Z"
+        )
+    return value
+
+
+UtcDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only), AfterValidator(_to_utc)]
 
 
 def money(value: Decimal) -> str:
@@ -57,20 +63,12 @@ MoneyStr = Annotated[
     str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["19.90"], description="2-place decimal")
 ]
 ShippingAddress = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-    AfterValidator(_no_nul),
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), *NOT_BLANK
 ]
-Note = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_no_nul)]
+Note = Annotated[str, StringConstraints(max_length=1000), *NUL_FREE]
 Reason = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-    AfterValidator(_no_nul),
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), *NOT_BLANK
 ]
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class OrderItemIn(StrictModel):
@@ -101,7 +99,7 @@ class OrderCreateIn(StrictModel):
     note: Note | None = None
 
 
-class OrderUpdateIn(StrictModel):
+class OrderUpdateIn(PartialUpdate):
     shipping_address: ShippingAddress | None = None
     note: Note | None = None
 

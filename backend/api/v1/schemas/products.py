@@ -8,20 +8,22 @@ change is recorded), and a typo is a 422 naming the field, not a silent no-op.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    ConfigDict,
+    BeforeValidator,
     Field,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from backend.api.v1.schemas.common import NOT_BLANK, NUL_FREE, PartialUpdate, StrictModel
 from backend.domain.catalog import (
     MAX_DESCRIPTION,
     MAX_NAME,
@@ -32,22 +34,33 @@ from backend.domain.catalog import (
     ProductPage,
 )
 
+SKU_INPUT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# A string must be plain digits (no sign, exponent or spaces); a number must be a whole
+# number of cents. Both are checked here and stated in the document.
+PRICE_STRING = rf"^\d{{1,{len(str(int(MAX_PRICE)))}}}(\.\d{{1,2}})?$"
 
-def no_nul(value: str) -> str:
-    if "\x00" in value:  # PostgreSQL refuses NUL in text
-        raise PydanticCustomError("string_nul", "Text must not contain NUL characters")
+
+def _plain_price_string(value: object) -> object:
+    if isinstance(value, str) and not re.match(PRICE_STRING, value):
+        raise PydanticCustomError(
+            "price_format", "A price string is digits with at most 2 decimal places, e.g. 19.90"
+        )
     return value
 
 
-SKU_INPUT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 PriceIn = Annotated[
     Decimal,
-    Field(
-        ge=0,
-        le=MAX_PRICE,
-        decimal_places=2,
-        description="A decimal with at most 2 places, as a string (preferred) or a number.",
-        examples=["19.90"],
+    BeforeValidator(_plain_price_string),
+    Field(ge=0, le=MAX_PRICE, decimal_places=2),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": PRICE_STRING},
+                {"type": "number", "minimum": 0, "maximum": float(MAX_PRICE), "multipleOf": 0.01},
+            ],
+            "description": "A decimal with at most 2 places, as a string (preferred) or a number.",
+            "examples": ["19.90"],
+        }
     ),
 ]
 MoneyOut = Annotated[
@@ -64,16 +77,10 @@ Sku = Annotated[
     ),
 ]
 Name = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME),
-    AfterValidator(no_nul),
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME), *NOT_BLANK
 ]
-Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION), AfterValidator(no_nul)]
+Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION), *NUL_FREE]
 Stock = Annotated[int, Field(ge=0, le=MAX_STOCK, description="Available quantity.")]
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ProductCreateIn(StrictModel):
@@ -84,24 +91,14 @@ class ProductCreateIn(StrictModel):
     stock: Stock
 
 
-class ProductUpdateIn(StrictModel):
+class ProductUpdateIn(PartialUpdate):
     """Any of these; `description: null` clears the description."""
 
+    not_nullable = ("name", "price", "is_active")
     name: Name | None = None
     description: Description | None = None
     price: PriceIn | None = None
     is_active: bool | None = None
-
-    @model_validator(mode="after")
-    def _something_to_change(self) -> ProductUpdateIn:
-        if not self.model_fields_set:
-            raise PydanticCustomError("empty_update", "Send at least one field to change")
-        for field in ("name", "price", "is_active"):
-            if field in self.model_fields_set and getattr(self, field) is None:
-                raise PydanticCustomError(
-                    "not_nullable", "{field} cannot be null", {"field": field}
-                )
-        return self
 
     def changes(self) -> ProductChanges:
         return ProductChanges(
@@ -121,12 +118,13 @@ class StockAdjustmentIn(StrictModel):
             le=MAX_STOCK,
             description="Added to the stock (negative to remove); not 0.",
             examples=[-3, 25],
+            json_schema_extra={"not": {"const": 0}},
         ),
     ]
     reason: Annotated[
         str,
         StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-        AfterValidator(no_nul),
+        *NOT_BLANK,
         Field(examples=["stocktake correction"]),
     ]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from backend.api.v1.schemas.common import NOT_BLANK, PartialUpdate, StrictModel
 from backend.domain.users import PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS, Role, User
 
 
@@ -19,12 +20,6 @@ def _password_policy(value: str) -> str:
             "Password must be at most {max_bytes} bytes in UTF-8",
             {"max_bytes": PASSWORD_MAX_BYTES},
         )
-    return value
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise PydanticCustomError("string_nul", "Text must not contain NUL characters")
     return value
 
 
@@ -42,15 +37,16 @@ NewPassword = Annotated[
 # the policy at login), only bounded so a huge body cannot be hashed.
 GivenPassword = Annotated[str, Field(min_length=1, max_length=1024)]
 FullName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_no_nul),
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), *NOT_BLANK
 ]
-Email = Annotated[EmailStr, Field(examples=["ada@example.com"])]
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Email = Annotated[
+    EmailStr,
+    Field(
+        examples=["ada@example.com"],
+        description="A deliverable address: special-use domains (`.test`, `.invalid`, "
+        "`.localhost`, `.local`, ...) are refused.",
+    ),
+]
 
 
 class RegisterIn(StrictModel):
@@ -104,7 +100,7 @@ class UserPageOut(BaseModel):
     offset: int
 
 
-class ProfileUpdateIn(StrictModel):
+class ProfileUpdateIn(PartialUpdate):
     full_name: FullName | None = Field(default=None, description="null clears the name.")
 
 
@@ -113,6 +109,6 @@ class PasswordChangeIn(StrictModel):
     new_password: NewPassword
 
 
-class AdminUserUpdateIn(StrictModel):
+class AdminUserUpdateIn(PartialUpdate):
     is_active: bool | None = None
     role: Role | None = None
