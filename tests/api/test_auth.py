@@ -209,6 +209,31 @@ async def test_the_oauth2_token_form_logs_in(client: httpx.AsyncClient) -> None:
     assert_problem(missing, 422, "validation-error")
 
 
+@pytest.mark.parametrize(
+    ("form", "loc"),
+    [
+        ({"username": "", "password": "whatever-1"}, ["body", "username"]),  # empty = missing
+        ({"username": "a@example.com", "password": ""}, ["body", "password"]),
+        (
+            {"username": "a@example.com", "password": "x", "grant_type": "client_credentials"},
+            ["body", "grant_type"],
+        ),
+    ],
+)
+async def test_a_bad_token_form_is_422_naming_the_field(
+    client: httpx.AsyncClient, form: dict[str, str], loc: list[str]
+) -> None:
+    response = await client.post("/api/v1/auth/token", data=form)
+    body = assert_problem(response, 422, "validation-error")
+    assert [e["loc"] for e in body["errors"]] == [loc]
+
+
+async def test_the_token_form_takes_the_password_grant_type(client: httpx.AsyncClient) -> None:
+    user = await create_user(client)
+    form = {"username": user["email"], "password": DEFAULT_PASSWORD, "grant_type": "password"}
+    assert (await client.post("/api/v1/auth/token", data=form)).status_code == 200
+
+
 async def test_login_refuses_a_malformed_body(client: httpx.AsyncClient) -> None:
     body = assert_problem(
         await client.post(LOGIN, json={"email": "x@example.com", "password": ""}),

@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Cookie, Depends, Form, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic.json_schema import SkipJsonSchema
 
 from backend.api.deps import ContainerDep, SettingsDep
 from backend.api.openapi import problems
@@ -47,7 +46,11 @@ class PasswordForm(OAuth2PasswordRequestForm):
         *,
         username: Annotated[str, Form(min_length=1)],
         password: Annotated[str, Form(min_length=1, json_schema_extra={"format": "password"})],
-        grant_type: Annotated[Literal["password"] | SkipJsonSchema[None], Form()] = None,
+        # Not `| SkipJsonSchema[None]`: a union would put its member tags in the error's loc.
+        # The top-level enum keeps the document from offering null (sent as "null" in a form).
+        grant_type: Annotated[
+            Literal["password"] | None, Form(json_schema_extra={"enum": ["password"]})
+        ] = None,
         scope: Annotated[str, Form()] = "",
     ) -> None:
         super().__init__(username=username, password=password, grant_type=grant_type, scope=scope)
