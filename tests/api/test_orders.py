@@ -336,6 +336,7 @@ async def test_listing_filters_sorts_and_pages(client: httpx.AsyncClient) -> Non
         # pydantic would read a number as Unix seconds; the document says date-time.
         ({"created_from": "70368744177663"}, ["query", "created_from"]),
         ({"created_to": "1.5"}, ["query", "created_to"]),
+        ({"created_from": "+5"}, ["query", "created_from"]),
         ({"user_id": "bob"}, ["query", "user_id"]),
     ],
 )

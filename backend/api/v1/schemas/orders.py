@@ -6,6 +6,7 @@ a price gets a 422 naming the field, rather than a silent drop it might rely on.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -41,11 +42,12 @@ def _to_utc(value: datetime) -> datetime:
         ) from None
 
 
+_UNIX_SECONDS = re.compile(r"^\s*[-+]?\d+(\.\d*)?\s*$")
+
+
 def _iso_8601_only(value: object) -> object:
     """pydantic also reads a number as Unix seconds; the document says date-time (RFC 3339)."""
-    if isinstance(value, int | float) or (
-        isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit()
-    ):
+    if isinstance(value, int | float) or (isinstance(value, str) and _UNIX_SECONDS.match(value)):
         raise PydanticCustomError(
             "datetime_format", "A date-time with an offset, e.g. 2026-01-31T12:00:00Z"
         )
