@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from backend.api.problems import problem_response
 from backend.core.logging import get_logger
@@ -108,7 +109,25 @@ async def handle_http_exception(request: Request, error: Exception) -> Response:
         detail = f"No resource at {request.url.path}."
     if error.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}."
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return problem_response(request.scope, error.status_code, detail=detail, headers=headers)
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. Starlette's 405 names the methods of the
+    first route whose path matched, but a path is often served by one route per method; the
+    router itself is asked, method by method, so included routers are searched as it does."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -56,6 +56,28 @@ async def test_wrong_method_is_a_405_problem_with_allow(client: httpx.AsyncClien
     assert "GET" in response.headers["allow"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/api/v1/products", {"GET", "POST"}),
+        (
+            "PUT",
+            "/api/v1/products/00000000-0000-0000-0000-000000000000",
+            {"GET", "PATCH", "DELETE"},
+        ),
+        ("DELETE", "/api/v1/users/me", {"GET", "PATCH"}),
+    ],
+)
+async def test_a_405_allows_every_method_the_path_serves(
+    client: httpx.AsyncClient, method: str, path: str, allowed: set[str]
+) -> None:
+    """A path served by one route per method: Allow names them all, not the first route's."""
+    response = await client.request(method, path)
+    body = assert_problem(response, 405, "method-not-allowed")
+    assert set(response.headers["allow"].split(", ")) == allowed
+    assert body["detail"] == f"{method} is not allowed on {path}."
+
+
 async def test_request_id_is_kept_when_valid_and_replaced_when_not(
     client: httpx.AsyncClient,
 ) -> None:
