@@ -64,6 +64,17 @@ def uvicorn_command(settings: Settings, log_config: Path) -> list[str]:
     ]
 
 
+def share_signing_key(settings: Settings) -> None:
+    """Hand this start's signing key to every process started from here on.
+
+    Without SECRET_KEY, development draws a random key per process: two uvicorn workers (or
+    an API restarted by the supervisor) would each refuse the other's tokens. The key drawn
+    here, once, travels by environment (never argv, never a log line) to all of them.
+    """
+    if "SECRET_KEY" not in os.environ:
+        os.environ["SECRET_KEY"] = settings.jwt_secret
+
+
 def serve() -> None:
     """The API alone (containers, and `run`'s API process): prepare, then exec uvicorn.
 
@@ -74,6 +85,7 @@ def serve() -> None:
     from backend.infrastructure.observability import MULTIPROC_ENV, prepare_multiproc_dir
 
     settings = get_settings()
+    share_signing_key(settings)
     default_dir = Path(settings.celery_broker_dir) / "prometheus" / "api"
     directory = prepare_multiproc_dir(
         Path(settings.prometheus_multiproc_dir or default_dir).resolve()

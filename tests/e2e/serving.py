@@ -54,9 +54,10 @@ def migrate(env: dict[str, str], cwd: Path) -> None:
 
 
 @contextmanager
-def serving(tmp_path: Path, **overrides: str) -> Iterator[Served]:
+def serving(tmp_path: Path, *, unset: tuple[str, ...] = (), **overrides: str) -> Iterator[Served]:
     """Migrate an SQLite database, then run `python -m backend serve` on a free port
-    (production settings, JSON logs) until the block ends; SIGTERM, then SIGKILL leftovers."""
+    (production settings, JSON logs; `unset` names variables to leave out) until the block
+    ends; SIGTERM, then SIGKILL leftovers."""
     port = free_port()
     metrics_dir = tmp_path / "prometheus-multiproc"
     env = {
@@ -74,7 +75,8 @@ def serving(tmp_path: Path, **overrides: str) -> Iterator[Served]:
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         **overrides,
     }
-    env.pop("TEST_DATABASE_URL", None)
+    for name in ("TEST_DATABASE_URL", *unset):
+        env.pop(name, None)
     migrate(env, tmp_path)
     log_path = tmp_path / "api.log"
     with log_path.open("w") as log:
