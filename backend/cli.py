@@ -7,9 +7,7 @@ import ctypes
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TextIO
 
@@ -133,43 +131,15 @@ def _commands() -> dict[str, list[str]]:
 
 
 def run() -> int:
-    """Start the API, a Celery worker and Beat; stop them all on SIGINT/SIGTERM."""
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    stopping = False
+    """Start the API, a Celery worker and Beat; restart any that dies (with backoff), and
+    stop them all on SIGINT/SIGTERM (ADR 0017)."""
+    from backend.supervisor import Supervisor
 
-    def request_stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    for name, argv in _commands().items():
-        processes[name] = subprocess.Popen(argv, cwd=ROOT, preexec_fn=_die_with_parent)
-        print(f"orderflow: started {name} (pid {processes[name].pid})", file=sys.stderr, flush=True)
-    exit_code = 0
-    while not stopping:
-        for name, proc in processes.items():
-            if proc.poll() is not None:
-                print(f"orderflow: {name} exited with {proc.returncode}; stopping", file=sys.stderr)
-                exit_code = proc.returncode or 1
-                stopping = True
-        time.sleep(0.2)
-    _stop_all(processes)
-    return exit_code
-
-
-def _stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
-    for proc in processes.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    for proc in processes.values():
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    print("orderflow: stopped", file=sys.stderr, flush=True)
+    share_signing_key(get_settings())  # the API restarted later keeps accepting old tokens
+    supervisor = Supervisor(
+        _commands(), cwd=ROOT, stop_grace=STOP_GRACE_SECONDS, preexec_fn=_die_with_parent
+    )
+    return supervisor.run()
 
 
 def _read_password(stream: TextIO) -> str:
