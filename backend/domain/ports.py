@@ -16,6 +16,8 @@ from backend.domain.events import DomainEvent, OutboxRecord
 
 if TYPE_CHECKING:
     from backend.domain.catalog import ProductRepository
+    from backend.domain.email import EmailSendRepository
+    from backend.domain.notifications import NotificationRepository, StreamTicketRepository
     from backend.domain.orders import IdempotencyRepository, OrderRepository
     from backend.domain.users import RefreshTokenRepository, UserRepository
 
@@ -87,6 +89,15 @@ class UnitOfWork(Protocol):
 
     @property
     def processed_events(self) -> ProcessedEvents: ...
+
+    @property
+    def notifications(self) -> NotificationRepository: ...
+
+    @property
+    def email_sends(self) -> EmailSendRepository: ...
+
+    @property
+    def stream_tickets(self) -> StreamTicketRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

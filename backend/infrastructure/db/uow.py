@@ -13,7 +13,12 @@ from backend.domain.errors import DependencyUnavailable, TransactionAborted
 from backend.domain.events import DomainEvent
 from backend.infrastructure.db.errors import is_connectivity_error, is_transaction_conflict
 from backend.infrastructure.db.repositories.catalog import SqlProductRepository
+from backend.infrastructure.db.repositories.email import SqlEmailSendRepository
 from backend.infrastructure.db.repositories.events import SqlOutboxRepository, SqlProcessedEvents
+from backend.infrastructure.db.repositories.notifications import (
+    SqlNotificationRepository,
+    SqlStreamTicketRepository,
+)
 from backend.infrastructure.db.repositories.orders import (
     SqlIdempotencyRepository,
     SqlOrderRepository,
@@ -52,6 +57,9 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotencyRepository(conn)
         self.outbox = SqlOutboxRepository(conn)
         self.processed_events = SqlProcessedEvents(conn)
+        self.notifications = SqlNotificationRepository(conn)
+        self.email_sends = SqlEmailSendRepository(conn)
+        self.stream_tickets = SqlStreamTicketRepository(conn)
         return self
 
     @property

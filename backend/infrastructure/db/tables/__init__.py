@@ -3,6 +3,11 @@
 from backend.infrastructure.db.tables.base import metadata
 from backend.infrastructure.db.tables.catalog import products, stock_adjustments
 from backend.infrastructure.db.tables.events import outbox_events, processed_events
+from backend.infrastructure.db.tables.notifications import (
+    email_sends,
+    notifications,
+    stream_tickets,
+)
 from backend.infrastructure.db.tables.orders import (
     idempotency_keys,
     order_lines,
@@ -12,8 +17,10 @@ from backend.infrastructure.db.tables.orders import (
 from backend.infrastructure.db.tables.users import refresh_tokens, users
 
 __all__ = [
+    "email_sends",
     "idempotency_keys",
     "metadata",
+    "notifications",
     "order_lines",
     "order_status_history",
     "orders",
@@ -22,5 +29,6 @@ __all__ = [
     "products",
     "refresh_tokens",
     "stock_adjustments",
+    "stream_tickets",
     "users",
 ]
