@@ -88,6 +88,21 @@ OUTBOX_OLDEST_AGE = Gauge(
     multiprocess_mode="livemax",
 )
 
+# --- notifications ----------------------------------------------------------
+NOTIFICATIONS_CREATED = Counter(
+    "notifications_created_total", "In-app notifications created (committed)"
+)
+EMAILS_SENT = Counter(
+    "emails_sent_total",
+    "Email send attempts by outcome (sent, retry, failed)",
+    ["outcome"],
+)
+SSE_CONNECTIONS = Gauge(
+    "sse_connections",
+    "Notification streams open now",
+    multiprocess_mode="livesum",
+)
+
 # --- orders (issue 5) -------------------------------------------------------
 # Counted from committed outbox events (the unit of work's after-commit hook, in the API and
 # the worker alike), so a rolled-back placement or a lost compare-and-set is never counted.

@@ -81,7 +81,8 @@ class RetrySchedule:
         """How long to wait after `attempts` failed attempts; None: give up."""
         if attempts >= self.max_attempts:
             return None
-        return min(self.cap, self.base * (2 ** max(0, attempts - 1)))
+        delay: timedelta = self.base * (2 ** max(0, attempts - 1))
+        return min(self.cap, delay)
 
 
 class EmailSendRepository(Protocol):

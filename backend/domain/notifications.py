@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -128,3 +129,34 @@ class StreamTicketRepository(Protocol):
         ...
 
     async def purge(self, expired_before: datetime, limit: int) -> int: ...
+
+
+class NotificationSignal(Protocol):
+    """Tells every API process that these users have new committed notifications; called
+    after commit. Best effort: streams also re-read the database now and then."""
+
+    async def notify(self, user_ids: Sequence[str]) -> None: ...
+
+
+class StreamWakeup(Protocol):
+    """One open stream's doorbell."""
+
+    @property
+    def closed(self) -> bool:
+        """The process is shutting down: the stream should end."""
+        ...
+
+    async def wait(self, timeout: float) -> bool:
+        """Return when rung or closed (True), or after `timeout` seconds (False)."""
+        ...
+
+
+class StreamRegistry(Protocol):
+    def acquire(self, user_id: str) -> StreamWakeup:
+        """A doorbell for one stream of `user_id`, rung when the user may have new
+        notifications; raises `TooManyStreams` past the per-user limit."""
+        ...
+
+    def release(self, wakeup: StreamWakeup) -> None:
+        """The stream ended (idempotent)."""
+        ...
