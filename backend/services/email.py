@@ -1,4 +1,4 @@
-"""Email delivery (ADR 0016): one attempt at a recorded send happens outside any
+"""Email delivery (ADR 0015): one attempt at a recorded send happens outside any
 transaction, and what may succeed later is retried with backoff. Sends are recorded, one per
 (event, template), by `EmailNotificationConsumer` (`notification_consumers.py`)."""
 

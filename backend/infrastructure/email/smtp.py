@@ -1,4 +1,4 @@
-"""The SMTP sender (ADR 0016): standard-library `smtplib` in a worker thread, STARTTLS,
+"""The SMTP sender (ADR 0015): standard-library `smtplib` in a worker thread, STARTTLS,
 explicit timeouts, and every failure sorted into permanent (5xx) or retryable (4xx,
 network, timeouts)."""
 

@@ -1,4 +1,4 @@
-"""Email bodies from Jinja2 templates (ADR 0016): `<name>.subject.txt`, `<name>.txt` and
+"""Email bodies from Jinja2 templates (ADR 0015): `<name>.subject.txt`, `<name>.txt` and
 `<name>.html` in the `templates/` folder beside this module.
 
 HTML is autoescaped (order notes and rejection reasons are user text); the plain-text and
