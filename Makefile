@@ -29,7 +29,7 @@ test: $(STAMP) ## run the test suite (PostgreSQL/Redis tests need TEST_DATABASE_
 lint: $(STAMP) ## ruff (lint + format check), mypy, import-linter
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy backend worker
+	$(VENV)/bin/mypy backend worker bench
 	$(VENV)/bin/lint-imports
 
 format: $(STAMP) ## apply ruff's fixes and formatting
