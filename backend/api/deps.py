@@ -16,7 +16,7 @@ from backend.domain.users import User
 
 
 # `async def` although nothing is awaited: FastAPI runs a plain `def` dependency in the
-# thread pool, a hop that cost more than the whole cached product read (bench/scenario_products).
+# thread pool, a hop that cost more than the whole cached product read (make bench scenario 1).
 async def get_container(request: Request) -> Container:
     return container_of(request)
 
@@ -48,7 +48,7 @@ class BearerUser(OAuth2PasswordBearer):
 
     A security scheme (it is what OpenAPI and Swagger's "Authorize" show) that also looks the
     user up: one dependency, not a token dependency plus a user dependency, because every
-    dependency level is one more resolution pass on every request (bench/scenario_products).
+    dependency level is one more resolution pass on every request (make bench scenario 1).
     """
 
     def __init__(self) -> None:

@@ -118,7 +118,7 @@ async def get_product(
 ) -> Any:
     # The container and If-None-Match read from the request, not declared as parameters: on
     # the hottest route FastAPI's resolution of each costs more than the cached read itself
-    # (bench/scenario_products, docs/adr/0013). The header is documented by IF_NONE_MATCH_DOC.
+    # (make bench scenario 1, docs/adr/0013). The header is documented by IF_NONE_MATCH_DOC.
     catalog = container_of(request).catalog
     product = await catalog.get(str(product_id), include_inactive=_is_admin(user))
     if none_match(request.headers.get("if-none-match"), product.version):

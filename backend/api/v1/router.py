@@ -8,7 +8,7 @@ from backend.api.v1 import products as products_routes
 
 # Each is included into the app directly (one level of nesting, not two: FastAPI matches an
 # included router's routes through one more layer per level). Products come right after the
-# probes because GET /products/{id} is the hottest route (bench/scenario_products).
+# probes because GET /products/{id} is the hottest route (make bench scenario 1).
 routers: list[APIRouter] = [
     probes.router,
     products_routes.router,
