@@ -15,6 +15,11 @@ from backend.infrastructure.db.tables.orders import (
     orders,
 )
 from backend.infrastructure.db.tables.users import refresh_tokens, users
+from backend.infrastructure.db.tables.webhooks import (
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_endpoints,
+)
 
 __all__ = [
     "email_sends",
@@ -31,4 +36,7 @@ __all__ = [
     "stock_adjustments",
     "stream_tickets",
     "users",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_endpoints",
 ]
