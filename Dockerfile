@@ -8,6 +8,7 @@ ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml README.md alembic.ini ./
 COPY backend ./backend
 COPY worker ./worker
+COPY web ./web
 RUN pip install --upgrade pip && pip install .
 
 # Runtime stage: no compilers, a non-root user, the venv and the code only.
@@ -23,6 +24,7 @@ COPY --from=build /opt/venv /opt/venv
 COPY alembic.ini ./
 COPY backend ./backend
 COPY worker ./worker
+COPY web ./web
 RUN mkdir -p /app/var && chown orderflow:orderflow /app/var
 USER 10001:10001
 EXPOSE 8000 9808

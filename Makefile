@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format typecheck contracts migrate check-migrations bench up down clean
+.PHONY: help install run test lint format typecheck contracts migrate check-migrations bench up down clean screenshots
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,3 +54,6 @@ down: ## stop the containers
 
 clean: ## remove the virtualenv, caches and local data
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+screenshots: $(STAMP) ## run the console's browser tests and save their screenshots in docs/screenshots
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/browser -p no:cacheprovider

@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 
 from backend import __version__
+from backend.api.console import install_console
 from backend.api.errors import install_error_handlers
 from backend.api.metrics import router as metrics_router
 from backend.api.middleware.body_limit import BodySizeLimitMiddleware
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in v1_routers:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(metrics_router)
+    install_console(app)
     # Rate limiting is the innermost middleware: its 429s are counted by the HTTP metrics and
     # get the CORS, security and request-id headers of the middlewares around it (ADR 0011).
     app.add_middleware(RateLimitMiddleware, trusted_proxies=settings.trusted_proxies)

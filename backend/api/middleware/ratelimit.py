@@ -25,7 +25,10 @@ from backend.domain.errors import DomainError, RateLimited
 
 log = get_logger(__name__)
 
-EXEMPT_PATHS = frozenset({"/api/v1/health", "/api/v1/readiness", "/metrics"})
+EXEMPT_PATHS = frozenset({"/api/v1/health", "/api/v1/readiness", "/metrics", "/"})
+# The console's static files (docs/adr/0018): a page load fetches a dozen of them, which
+# would spend an anonymous visitor's budget before the first API call.
+EXEMPT_PREFIXES = ("/console/",)
 # (method, path) -> the stricter per-address policy spent on top of the general one.
 ROUTE_POLICIES = {
     ("POST", "/api/v1/auth/login"): "login",
@@ -84,6 +87,10 @@ def bearer_token(scope: Scope) -> str | None:
     return None
 
 
+def exempt(path: str) -> bool:
+    return path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES)
+
+
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, *, trusted_proxies: Iterable[str] = ()) -> None:
         self.app = app
@@ -92,7 +99,7 @@ class RateLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         container = self._container(scope)
         limiter = container.rate_limiter if container is not None else None
-        if scope["type"] != "http" or limiter is None or scope["path"] in EXEMPT_PATHS:
+        if scope["type"] != "http" or limiter is None or exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         policies, decisions = await self._spend(scope, container)

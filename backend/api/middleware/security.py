@@ -13,6 +13,12 @@ DOCS_CSP = (
     b"https://cdn.redoc.ly; worker-src 'self' blob:; frame-ancestors 'none'"
 )
 DOCS_PATHS = ("/docs", "/redoc")
+# The console (docs/adr/0018): its own files only; no inline script or style, no eval.
+CONSOLE_CSP = (
+    b"default-src 'self'; base-uri 'none'; object-src 'none'; form-action 'self'; "
+    b"frame-ancestors 'none'"
+)
+CONSOLE_PATHS = ("/console/",)
 
 STATIC_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -20,6 +26,14 @@ STATIC_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+
+
+def content_security_policy(path: str) -> bytes:
+    if path == "/" or path.startswith(CONSOLE_PATHS):
+        return CONSOLE_CSP
+    if path.startswith(DOCS_PATHS):
+        return DOCS_CSP
+    return API_CSP
 
 
 class SecurityHeadersMiddleware:
@@ -31,7 +45,7 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = DOCS_CSP if scope["path"].startswith(DOCS_PATHS) else API_CSP
+        csp = content_security_policy(scope["path"])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -1,0 +1,185 @@
+"""The web console in a real browser (Debian's chromium) against the real processes:
+a customer registers, orders and watches the order complete without reloading; an admin
+approves a large order from the queue; a double click places one order. Every test fails
+on any console error, page error or CSP violation (the `open_page` fixture)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.harness import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    PASSWORD,
+    Seeder,
+    Watched,
+    new_email,
+    screenshot,
+)
+
+pytestmark = pytest.mark.slow
+
+WORKFLOW_SECONDS = 60_000  # ms: four Beat steps of 1 s each, with room for a loaded machine
+
+
+def log_in(page: Any, email: str, password: str) -> None:
+    page.get_by_role("link", name="Log in").click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Log out").wait_for()
+
+
+def add_to_cart(page: Any, product: dict[str, Any], quantity: int) -> None:
+    page.get_by_role("link", name="Products").click()
+    page.get_by_label("Search products").fill(product["sku"])
+    card = page.locator(f'li.product[data-sku="{product["sku"]}"]')
+    card.get_by_label("Quantity").fill(str(quantity))
+    card.get_by_role("button", name=f"Add {product['name']} to the cart").click()
+    page.get_by_role("status").filter(has_text="added to the cart").wait_for()
+
+
+def mark_document(page: Any) -> None:
+    """A marker that a reload or a navigation to another document would lose."""
+    page.evaluate("window.__sameDocument = true")
+
+
+def still_same_document(page: Any) -> bool:
+    return bool(page.evaluate("window.__sameDocument === true"))
+
+
+def test_csp_violations_are_caught(open_page: Any, watched: Watched) -> None:
+    """The zero-violation checks below mean something: an inline script is refused and seen."""
+    page = open_page()
+    page.evaluate(
+        """() => { const s = document.createElement("script");
+                   s.textContent = "window.__inline = 1"; document.body.append(s); }"""
+    )
+    page.wait_for_function("() => true")
+    assert page.evaluate("window.__inline") is None
+    assert any("script-src" in v for v in watched.csp_violations), watched.csp_violations
+    watched.csp_violations.clear()
+    watched.console_errors.clear()  # Chromium also logs the refusal
+
+
+def test_customer_registers_orders_and_watches_it_complete(
+    open_page: Any, seed: Seeder, shots: Path
+) -> None:
+    seed.product("Espresso beans 1 kg", "18.50", 40)
+    product = seed.product("Ceramic mug", "12.50", 25)
+    page = open_page()
+    mark_document(page)
+    screenshot(page, "catalogue", shots)
+
+    email = new_email("shopper")
+    page.get_by_role("link", name="Register").click()
+    page.get_by_label("Full name (optional)").fill("Ada Shopper")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Register").click()
+    page.get_by_role("button", name="Log out").wait_for()
+
+    add_to_cart(page, product, 2)
+    page.get_by_role("link", name="Cart").click()
+    page.get_by_label("Shipping address (optional)").fill("1 Harbour Street, Lisbon")
+    screenshot(page, "cart", shots)
+    page.get_by_role("button", name="Place order").click()
+
+    heading = page.get_by_role("heading", name="Order #")
+    heading.wait_for()
+    page.locator('h1 [data-status="completed"]').wait_for(timeout=WORKFLOW_SECONDS)
+    timeline = page.get_by_role("list", name="History").locator("li")
+    assert timeline.count() == 5
+    steps = [s.strip() for s in timeline.locator(".status").all_inner_texts()]
+    assert steps == ["pending", "validated", "approved", "processing", "completed"]
+    assert still_same_document(page), "the page was reloaded"
+    screenshot(page, "order", shots)
+
+    page.get_by_role("link", name="My orders").click()
+    page.locator('td [data-status="completed"]').wait_for()
+    screenshot(page, "orders", shots)
+    assert still_same_document(page), "the page was reloaded"
+
+
+def test_admin_approves_a_large_order_from_the_queue(
+    open_page: Any, seed: Seeder, shots: Path
+) -> None:
+    bike = seed.product("Cargo bike", "450.00", 5)
+    _, customer = seed.customer()
+    order = seed.place(customer, bike["id"], 1)  # 450.00: above the auto-approve threshold
+    page = open_page()
+    log_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.get_by_role("link", name="Approval queue").click()
+    row = page.locator(f'li[data-order-id="{order["id"]}"]')
+    row.wait_for(timeout=WORKFLOW_SECONDS)  # it appears once validated
+    screenshot(page, "admin-queue", shots)
+    row.get_by_role("button", name="Approve").click()
+    page.get_by_role("status").filter(has_text="approved").wait_for()
+    row.wait_for(state="detached")
+    assert seed.order(order["id"])["status"] in {"approved", "processing", "completed"}
+
+    page.get_by_role("link", name="Manage products").click()
+    page.get_by_label("SKU").fill("LAMP-01")
+    page.get_by_label("Name", exact=True).first.fill("Desk lamp")
+    page.get_by_label("Price").first.fill("39.90")
+    page.get_by_label("Stock", exact=True).fill("12")
+    page.get_by_role("button", name="Create product").click()
+    page.get_by_role("status").filter(has_text="Created Desk lamp").wait_for()
+    screenshot(page, "admin-products", shots)
+
+    lamp = page.locator('li.admin-product[data-sku="LAMP-01"]')
+    lamp.get_by_label("Stock change (+/-)").fill("5")
+    lamp.get_by_label("Reason").fill("delivery")
+    lamp.get_by_role("button", name="Adjust stock").click()
+    page.locator('li.admin-product[data-sku="LAMP-01"]', has_text="17 in stock").wait_for()
+
+    customer_email, _ = seed.customer()
+    page.get_by_role("link", name="Users").click()
+    page.get_by_label("Search by email or name").fill(customer_email)
+    page.get_by_role("button", name=f"Promote {customer_email} to admin").click()
+    page.get_by_role("status").filter(has_text="promoted to admin").wait_for()
+    page.get_by_role("button", name=f"Deactivate {customer_email}").click()
+    page.get_by_role("status").filter(has_text="deactivated").wait_for()
+    page.get_by_label("Search by email or name").fill("")
+    page.get_by_role("table").wait_for()
+    screenshot(page, "admin-users", shots)
+
+
+def test_a_double_click_on_place_order_places_one_order(open_page: Any, seed: Seeder) -> None:
+    product = seed.product("Notebook", "4.00", 10)
+    email, customer = seed.customer()
+    page = open_page()
+    log_in(page, email, PASSWORD)
+    add_to_cart(page, product, 3)
+    page.get_by_role("link", name="Cart").click()
+    page.get_by_role("button", name="Place order").dblclick()
+    page.get_by_role("heading", name="Order #").wait_for()
+    orders = seed.orders(customer)
+    assert len(orders) == 1, orders
+    assert orders[0]["items"][0]["quantity"] == 3
+
+
+def test_problems_read_as_messages_and_a_lockout_says_when_to_retry(
+    open_page: Any, seed: Seeder, watched: Watched
+) -> None:
+    email, _ = seed.customer()
+    page = open_page()
+    page.get_by_role("link", name="Log in").click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill("not-the-password")
+    alert = page.get_by_role("alert")
+    for _ in range(5):  # LOGIN_MAX_FAILURES
+        with page.expect_response("**/api/v1/auth/login") as answer:
+            page.get_by_role("button", name="Log in").click()
+        assert answer.value.status == 401
+        alert.filter(has_text="Incorrect email or password.").wait_for()
+    with page.expect_response("**/api/v1/auth/login") as answer:
+        page.get_by_role("button", name="Log in").click()
+    assert answer.value.status == 429
+    alert.filter(has_text="Too many failed logins").wait_for()
+    assert re.search(r"Try again in \d+ (seconds|minutes)\.$", alert.inner_text())
+    watched.expected_refusals(401, 429)
