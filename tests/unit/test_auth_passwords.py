@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
 from collections.abc import AsyncIterator
 
 import bcrypt
 import pytest
 
-from backend.infrastructure.security.passwords import BcryptHasher
+from backend.infrastructure.security.passwords import HASHING_NICENESS, BcryptHasher
 
 
 @pytest.fixture
@@ -71,3 +74,17 @@ async def test_hashing_runs_off_the_event_loop() -> None:
     # until it finished, and would count exactly once.
     assert ticks > 1
     assert bcrypt.checkpw(b"correct-horse-9", hashing.result().encode())
+
+
+def _own_niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="niceness is per thread on Linux only")
+async def test_hashing_threads_run_at_a_lower_priority_than_the_event_loop(
+    hasher: BcryptHasher,
+) -> None:
+    loop = asyncio.get_running_loop()
+    in_pool = await loop.run_in_executor(hasher._pool, _own_niceness)
+    assert in_pool == min(19, _own_niceness() + HASHING_NICENESS)
+    assert _own_niceness() < in_pool  # the loop's thread is left as it was
