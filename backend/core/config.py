@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./var/orderflow.db"
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
-    db_pool_timeout: float = Field(default=5.0, gt=0)
+    # As long as a statement may run (STATEMENT_TIMEOUT): a request is never refused for the
+    # pool while the database would still have answered it.
+    db_pool_timeout: float = Field(default=30.0, gt=0)
     db_connect_timeout: float = Field(default=5.0, gt=0)
     db_echo: bool = False
 
