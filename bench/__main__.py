@@ -43,10 +43,10 @@ EVERY = sorted([*HTTP, *WORKER])
 
 def plan(quick: bool) -> tuple[Plan, worker_scenarios.Workload]:
     if quick:
-        return Plan(rounds=3, seconds=2, warm_up=1, rss_requests=10_000), (
+        return Plan(rounds=3, seconds=2, warm_up=1, rss_requests=10_000, rss_seconds=30), (
             worker_scenarios.Workload(orders=10_000, events=1_000, window=10)
         )
-    return Plan(rounds=5, seconds=2, warm_up=1, rss_requests=100_000), (
+    return Plan(rounds=3, seconds=4, warm_up=1, rss_requests=100_000, rss_seconds=120), (
         worker_scenarios.Workload(orders=100_000, events=5_000, window=30)
     )
 
