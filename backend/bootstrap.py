@@ -143,10 +143,11 @@ class Container:
             self.login_attempts,
             self.clock,
             AuthPolicy(refresh_ttl_seconds=self.settings.refresh_token_ttl_seconds),
+            self.cache,
         )
 
     def user_service(self) -> UserService:
-        return UserService(self.uow, self.clock)
+        return UserService(self.uow, self.clock, self.cache)
 
     async def start_identity(self) -> None:
         """API start-up: warm the dummy hash in the background, then the first admin from

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     cache_default_ttl_seconds: float = Field(default=30.0, gt=0)
     cache_default_maxsize: int = Field(default=10_000, ge=1)
     cache_namespaces: dict[str, tuple[float, int]] = Field(default_factory=dict)
+    # The users access tokens name, per process (no shared tier): every write to a user drops
+    # it everywhere at once; the TTL bounds a drop that could not be broadcast (ADR 0019).
+    user_cache_seconds: float = Field(default=1.0, gt=0, le=60)
 
     order_progression_interval: float = Field(default=120.0, gt=0)
     order_grace_period: float = Field(default=120.0, ge=0)
@@ -190,6 +193,8 @@ class Settings(BaseSettings):
         return self.secret_key.get_secret_value()
 
     def cache_policy(self, namespace: str) -> tuple[float, int]:
+        if namespace == "users":  # backend.domain.users.USERS_NS; never the catalogue's TTL
+            return self.user_cache_seconds, self.cache_default_maxsize
         return self.cache_namespaces.get(
             namespace, (self.cache_default_ttl_seconds, self.cache_default_maxsize)
         )

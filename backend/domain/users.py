@@ -20,6 +20,9 @@ from backend.domain.errors import (
 
 PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_BYTES = 72  # bcrypt ignores (or, since bcrypt 5, refuses) anything longer
+# The cache namespace of the users access tokens name (briefly cached, invalidated on every
+# write to a user: docs/adr/0019).
+USERS_NS = "users"
 
 
 class Role(StrEnum):

@@ -11,8 +11,10 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import NoReturn
 
+from backend.domain.catalog import Cache
 from backend.domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from backend.domain.users import (
+    USERS_NS,
     AccountLocked,
     EmailTaken,
     InvalidCredentials,
@@ -51,13 +53,17 @@ class AuthService:
         attempts: LoginAttempts,
         clock: Clock,
         policy: AuthPolicy,
+        cache: Cache | None = None,
     ) -> None:
+        """`cache`: where access-token lookups of users are kept briefly (None: read every
+        time); every write to a user here invalidates it."""
         self._uow = uow
         self._hasher = hasher
         self._tokens = tokens
         self._attempts = attempts
         self._clock = clock
         self._policy = policy
+        self._cache = cache
 
     # ------------------------------------------------------------------ registration
     async def register(
@@ -176,14 +182,27 @@ class AuthService:
 
     # ------------------------------------------------------------------ access tokens
     async def user_for_access_token(self, token: str) -> User:
-        """The live user behind an access token, read on every request: deactivation and
-        deletion take effect at once."""
+        """The live user behind an access token. Kept in the cache for a moment (one round
+        trip saved on nearly every request) and dropped from it, in every process, by each
+        write to the user: deactivation takes effect at once (docs/adr/0019)."""
         claims = self._tokens.decode_access(token)
-        async with self._uow() as uow:
-            user = await uow.users.get(claims.sub)
+        if self._cache is None:
+            user = await self._load_user(claims.sub)
+        else:
+            user = await self._cache.get_or_load(
+                USERS_NS, claims.sub, lambda: self._load_user(claims.sub)
+            )
         if user is None or not user.is_active:
             raise TokenInvalid()
         return user
+
+    async def _load_user(self, user_id: str) -> User | None:
+        async with self._uow() as uow:
+            return await uow.users.get(user_id)
+
+    async def _forget_user(self, user_id: str) -> None:
+        if self._cache is not None:
+            await self._cache.invalidate(USERS_NS, user_id)
 
     # ------------------------------------------------------------------ password
     async def change_password(self, user_id: str, current: str, new: str) -> None:
@@ -200,6 +219,7 @@ class AuthService:
             await uow.users.update(replace(user, password_hash=new_hash, updated_at=now))
             await uow.refresh_tokens.revoke_all_for_user(user_id, now)
             await uow.commit()
+        await self._forget_user(user_id)
 
     # ------------------------------------------------------------------ administrators
     async def ensure_first_admin(self, email: str, password: str) -> AdminProvisioning:
@@ -240,4 +260,5 @@ class AuthService:
             await uow.users.update(promoted)
             await uow.refresh_tokens.revoke_all_for_user(existing.id, now)
             await uow.commit()
+        await self._forget_user(existing.id)
         return AdminProvisioning(promoted, "promoted")

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from backend.domain.catalog import Cache
 from backend.domain.ports import Clock, UnitOfWorkFactory
-from backend.domain.users import Role, SelfLockout, User, UserNotFound, UserPage
+from backend.domain.users import USERS_NS, Role, SelfLockout, User, UserNotFound, UserPage
 
 
 class UserService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, cache: Cache | None = None) -> None:
+        """`cache`: where access-token lookups keep users (AuthService); every write here
+        drops the user from it, in every process."""
         self._uow = uow
         self._clock = clock
+        self._cache = cache
+
+    async def _forget(self, user_id: str) -> None:
+        if self._cache is not None:
+            await self._cache.invalidate(USERS_NS, user_id)
 
     async def get(self, user_id: str) -> User:
         async with self._uow() as uow:
@@ -28,6 +36,7 @@ class UserService:
             updated = replace(user, full_name=full_name, updated_at=self._clock.now())
             await uow.users.update(updated)
             await uow.commit()
+        await self._forget(user_id)
         return updated
 
     async def search(
@@ -62,4 +71,5 @@ class UserService:
             if not updated.is_active:
                 await uow.refresh_tokens.revoke_all_for_user(user.id, now)
             await uow.commit()
+        await self._forget(user.id)
         return updated

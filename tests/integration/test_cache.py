@@ -183,3 +183,31 @@ async def test_lookups_are_counted_per_namespace_tier_and_result(shared: Setting
         ("l2", "hit"): 1,
         ("l2", "miss"): 1,
     }
+
+
+async def test_users_are_never_written_to_redis_and_a_drop_reaches_every_process(
+    shared: Settings,
+) -> None:
+    from backend.domain.users import USERS_NS
+    from tests.unit.test_auth_service import PASSWORD
+
+    user = {"id": "u1", "password": PASSWORD}  # stands for a User (its password hash)
+    assert shared.cache_policy(USERS_NS)[0] == shared.user_cache_seconds == 1.0  # the default
+    # A TTL far longer than the test: only the broadcast drop can make b load again.
+    shared = shared.model_copy(update={"user_cache_seconds": 600.0})
+    async with running(shared) as a, running(shared) as b:
+        assert await b.get_or_load(USERS_NS, "u1", Loader(user)) is user
+        client = Redis.from_url(str(shared.redis_url))
+        try:
+            stored = [key async for key in client.scan_iter(match=f"*{USERS_NS}*")]
+        finally:
+            await client.aclose()
+        assert stored == []  # no codec: L1 only, so no password hash ever reaches Redis
+
+        await a.invalidate(USERS_NS, "u1")  # e.g. the user was deactivated on process a
+        replaced = {"id": "u1", "password": "changed"}
+
+        async def b_reloads() -> bool:
+            return await b.get_or_load(USERS_NS, "u1", Loader(replaced)) is replaced
+
+        await eventually(b_reloads)
