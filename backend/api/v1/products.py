@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
+from cachetools import LRUCache
 from fastapi import APIRouter, Query, Request, Response, status
 
 from backend.api.deps import AdminUser, ContainerDep, OptionalUser, container_of
@@ -39,9 +40,26 @@ ETAG_HEADER = {
 }
 
 
-def product_response(product: Product, status_code: int = 200, **headers: str) -> Response:
+# The JSON body of each product object the cache hands out, serialised once: the cache returns
+# the same object until the product changes (then a new one), so identity tells whether a
+# body is current. Bounded like the cache's L1 (docs/adr/0019).
+_served_bodies: LRUCache[str, tuple[Product, bytes]] = LRUCache(maxsize=10_000)
+
+
+def product_body(product: Product) -> bytes:
+    served = _served_bodies.get(product.id)
+    if served is not None and served[0] is product:
+        return served[1]
+    body = ProductOut.of(product).model_dump_json().encode()
+    _served_bodies[product.id] = (product, body)
+    return body
+
+
+def product_response(
+    product: Product, status_code: int = 200, body: bytes | None = None, **headers: str
+) -> Response:
     return Response(
-        ProductOut.of(product).model_dump_json(),
+        ProductOut.of(product).model_dump_json() if body is None else body,
         status_code=status_code,
         media_type=JSON,
         headers={"ETag": etag(product.version), "Cache-Control": REVALIDATE, **headers},
@@ -126,7 +144,7 @@ async def get_product(
             status_code=status.HTTP_304_NOT_MODIFIED,
             headers={"ETag": etag(product.version), "Cache-Control": REVALIDATE},
         )
-    return product_response(product)
+    return product_response(product, body=product_body(product))
 
 
 # --------------------------------------------------------------------------- writes (admin)
