@@ -7,7 +7,6 @@ each worker process call it once and close it on shutdown.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -26,11 +25,10 @@ from backend.core.metrics import (
     OUTBOX_OLDEST_AGE,
     OUTBOX_PENDING,
     READINESS_CHECKS,
-    observe_order_events,
 )
+from backend.core.tasks import RELAY_OUTBOX
 from backend.domain.clock import SystemClock
 from backend.domain.errors import DomainError
-from backend.domain.events import DomainEvent
 from backend.domain.ports import Clock
 from backend.domain.users import LoginAttempts
 from backend.infrastructure import health
@@ -48,16 +46,18 @@ from backend.infrastructure.security import build_login_attempts
 from backend.infrastructure.security.passwords import BcryptHasher
 from backend.infrastructure.security.tokens import JoseTokenIssuer
 from backend.services.auth import AuthPolicy, AuthService
-from backend.services.catalog import CatalogService, products_changed
-from backend.services.events import EventConsumer
-from backend.services.orders import products_with_stock_changed
-from backend.services.outbox import RelayPolicy, outbox_backlog
-from backend.services.progression import OrderValidationConsumer, WorkflowPolicy
+from backend.services.catalog import CatalogService
+from backend.services.event_recorder import EventRecorder
+from backend.services.events import EventConsumer, EventDispatcher
+from backend.services.maintenance import Maintenance
+from backend.services.order_workflow import OrderWorkflow, WorkflowPolicy
+from backend.services.orders import OrderPolicy, OrderService
+from backend.services.outbox import OutboxRelay, RelayPolicy
+from backend.services.progression import OrderValidationConsumer, WorkflowJobs
 from backend.services.users import UserService
 
 log = get_logger(__name__)
 
-RELAY_OUTBOX_TASK = "orderflow.outbox.relay"
 STOP_GRACE_SECONDS = 5.0
 
 
@@ -106,7 +106,8 @@ class Container:
     _kick_failing: bool = False
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, after_commit=self._after_commit)
+        """The unit-of-work factory every service holds (ADR 0014)."""
+        return SqlUnitOfWork(self.engine)
 
     # --- catalogue --------------------------------------------------------------------
     @cached_property
@@ -166,22 +167,13 @@ class Container:
         log_method = log.error if result.outcome == "refused" else log.info
         log_method("first_admin", outcome=result.outcome, user_id=result.user.id)
 
-    async def _after_commit(self, events: Sequence[DomainEvent]) -> None:
-        """What follows every commit that wrote events, in the API and the worker alike:
-        business metrics (committed changes only), cached stock dropped, the relay kicked."""
-        observe_order_events(events)
-        stock_changed = products_with_stock_changed(events)
-        if stock_changed:
-            await products_changed(self.cache, stock_changed)
-        await self._kick_relay()
-
-    async def _kick_relay(self) -> None:
+    async def kick_relay(self) -> None:
         """Best effort: ask a worker to relay the outbox now; Beat's poll is the safety net.
         One quick reconnect at most (a request never waits on a dead broker), and a kick
         older than the poll interval is dropped: the poll has covered it by then."""
         try:
             await self.tasks.publish(
-                RELAY_OUTBOX_TASK,
+                RELAY_OUTBOX,
                 expires=self.settings.outbox_poll_interval,
                 retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.1},
             )
@@ -195,19 +187,28 @@ class Container:
                 log.info("relay_kick_recovered")
             self._kick_failing = False
 
-    # --- workers (issue 6) ------------------------------------------------------------
+    # --- orders and the workflow ------------------------------------------------------
     @cached_property
-    def event_publisher(self) -> CeleryEventPublisher:
-        return CeleryEventPublisher(self.celery)
+    def events(self) -> EventRecorder:
+        """How every service writes an event: outbox row, metrics and relay kick on commit."""
+        return EventRecorder(self.kick_relay)
 
-    def relay_policy(self) -> RelayPolicy:
-        s = self.settings
-        return RelayPolicy(
-            batch_size=s.workflow_batch_size,
-            max_batches=s.workflow_max_batches,
-            redeliver_after=timedelta(seconds=s.workflow_retry_after),
-            max_deliveries=s.outbox_max_deliveries,
-        )
+    @cached_property
+    def orders(self) -> OrderService:
+        policy = OrderPolicy(idempotency_wait_seconds=self.settings.idempotency_wait_seconds)
+        return OrderService(self.uow, self.clock, self.events, self.cache, policy)
+
+    @cached_property
+    def order_workflow(self) -> OrderWorkflow:
+        return OrderWorkflow(self.uow, self.clock, self.events, self.cache, self.workflow_policy())
+
+    @cached_property
+    def workflow_jobs(self) -> WorkflowJobs:
+        return WorkflowJobs(self.uow, self.clock, self.order_workflow)
+
+    @cached_property
+    def maintenance(self) -> Maintenance:
+        return Maintenance(self.uow, self.clock, self.workflow_policy())
 
     def workflow_policy(self) -> WorkflowPolicy:
         s = self.settings
@@ -222,9 +223,31 @@ class Container:
             outbox_retention=timedelta(days=s.outbox_retention_days),
         )
 
+    # --- outbox and events ------------------------------------------------------------
+    @cached_property
+    def event_publisher(self) -> CeleryEventPublisher:
+        return CeleryEventPublisher(self.celery)
+
+    @cached_property
+    def outbox_relay(self) -> OutboxRelay:
+        return OutboxRelay(self.uow, self.event_publisher, self.clock, self.relay_policy())
+
+    def relay_policy(self) -> RelayPolicy:
+        s = self.settings
+        return RelayPolicy(
+            batch_size=s.workflow_batch_size,
+            max_batches=s.workflow_max_batches,
+            redeliver_after=timedelta(seconds=s.workflow_retry_after),
+            max_deliveries=s.outbox_max_deliveries,
+        )
+
     def event_consumers(self) -> tuple[EventConsumer, ...]:
         """Every consumer of relayed events; each area adds its own here (one line)."""
-        return (OrderValidationConsumer(self.clock, self.settings.order_max_total),)
+        return (OrderValidationConsumer(self.order_workflow, self.clock),)
+
+    @cached_property
+    def event_dispatcher(self) -> EventDispatcher:
+        return EventDispatcher(self.uow, self.clock, self.event_consumers())
 
     async def watch_outbox_backlog(self, interval: float | None = None) -> None:
         """API background task: keep the outbox backlog gauges fresh (a cheap indexed
@@ -232,7 +255,7 @@ class Container:
         period = interval or self.settings.outbox_poll_interval
         while True:
             try:
-                count, age = await outbox_backlog(self.uow, self.clock)
+                count, age = await self.outbox_relay.backlog()
             except Exception as error:  # the database may be down; readiness reports that
                 log.debug("outbox_backlog_unavailable", error=type(error).__name__)
             else:

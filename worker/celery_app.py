@@ -15,7 +15,7 @@ from backend.bootstrap import create_celery
 from backend.core.config import get_settings
 from backend.core.logging import configure_logging
 from worker import metrics as _metrics  # noqa: F401  (connects the metric signal handlers)
-from worker.schedule import beat_schedule
+from worker.jobs import beat_schedule
 
 settings = get_settings()
 app = create_celery(settings)

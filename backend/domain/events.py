@@ -9,7 +9,11 @@ from typing import Any
 
 ORDER_CREATED = "order.created"
 ORDER_STATUS_CHANGED = "order.status_changed"
-EVENT_TYPES = (ORDER_CREATED, ORDER_STATUS_CHANGED)
+EVENT_TYPES = (ORDER_CREATED, ORDER_STATUS_CHANGED)  # the public ones (notifications, webhooks)
+# Internal: an admin asked to validate a pending order now. It travels through the outbox
+# like every event so the validation runs in the consumer, deduplicated; it is never
+# shown to users or sent to webhooks.
+ORDER_VALIDATION_REQUESTED = "order.validation_requested"
 
 
 @dataclass(frozen=True, slots=True)

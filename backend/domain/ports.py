@@ -7,7 +7,7 @@ unit of work that bundles the repositories of one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
@@ -66,8 +66,15 @@ class ProcessedEvents(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
-    """One transaction. Nothing is stored unless `commit()` is awaited inside the block."""
+OnCommit = Callable[[], Awaitable[None]]
+
+
+class Transaction(Protocol):
+    """The repositories of one open transaction, and nothing to end it with.
+
+    Code that runs inside a transaction someone else opened (a consumer's `handle`, one
+    step of a batch, a transition) takes a `Transaction`: it cannot commit, so the owner of
+    the unit decides when the work becomes visible (ADR 0014)."""
 
     @property
     def users(self) -> UserRepository: ...
@@ -98,6 +105,19 @@ class UnitOfWork(Protocol):
 
     @property
     def stream_tickets(self) -> StreamTicketRepository: ...
+
+    def on_commit(self, callback: OnCommit) -> None:
+        """Run `callback` after this transaction commits (cache invalidation, a task kick, a
+        wake-up): never if it rolls back. Callbacks run in registration order, each once: a
+        callback equal to one already registered (the same bound method) is not added again.
+        A failing callback is logged and never undoes the commit, so each must be best effort
+        with a safety net behind it (the outbox poll, a cache TTL)."""
+        ...
+
+
+class UnitOfWork(Transaction, Protocol):
+    """One transaction that its opener owns: nothing is stored unless `commit()` is awaited
+    inside the `async with` block; leaving the block without it rolls back."""
 
     async def __aenter__(self) -> Self: ...
 

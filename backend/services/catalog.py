@@ -1,7 +1,8 @@
 """Catalogue use cases: reads through the cache, writes through the unit of work.
 
-Every write commits first and invalidates second, so a reader that misses after the
-invalidation can only load the committed state.
+Every write registers its cache invalidation with `uow.on_commit`: it runs after the commit
+(a reader that misses after it can only load the committed state) and never for a change
+that rolled back.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from functools import partial
 
 from backend.domain.catalog import (
     MAX_STOCK,
@@ -46,8 +48,9 @@ class ConcurrentUpdate(Conflict):
 
 
 async def products_changed(cache: Cache, product_ids: Iterable[str]) -> None:
-    """Call after committing any change to these products (also used by the orders flow).
-    Shielded: a request cancelled after its commit still invalidates what it changed."""
+    """Register with `tx.on_commit` wherever these products' rows (stock included) change
+    (the catalogue and the orders flow). Shielded: a request cancelled after its commit
+    still invalidates what it changed."""
     await asyncio.shield(_invalidate(cache, list(product_ids)))
 
 
@@ -139,8 +142,8 @@ class CatalogService:
         )
         async with self._uow() as uow:
             await uow.products.add(product)
+            uow.on_commit(partial(products_changed, self._cache, [product.id]))
             await uow.commit()
-        await products_changed(self._cache, [product.id])
         return product
 
     async def update(
@@ -159,8 +162,8 @@ class CatalogService:
                 if not product.apply(changes, self._clock.now()):
                     return product
                 if await uow.products.update(product, expected_version=read_version):
+                    uow.on_commit(partial(products_changed, self._cache, [product_id]))
                     await uow.commit()
-                    await products_changed(self._cache, [product_id])
                     return product
         raise ConcurrentUpdate(f"Product {product_id} is being edited concurrently; retry.")
 
@@ -195,9 +198,9 @@ class CatalogService:
                 )
             )
             product = await uow.products.get(product_id)
+            uow.on_commit(partial(products_changed, self._cache, [product_id]))
             await uow.commit()
         assert product is not None
-        await products_changed(self._cache, [product_id])
         return product
 
     @staticmethod

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from backend.domain.events import OutboxRecord
 from backend.domain.ports import Clock, OutboxRepository, UnitOfWorkFactory
+from backend.services.batches import BatchBudget, run_batches
 
 
 class EventPublisher(Protocol):
@@ -47,67 +48,68 @@ class RelayReport:
 Claim = Callable[[OutboxRepository, datetime, int], Awaitable[Sequence[OutboxRecord]]]
 
 
-async def relay_outbox(
-    uow_factory: UnitOfWorkFactory, publisher: EventPublisher, clock: Clock, policy: RelayPolicy
-) -> RelayReport:
-    """Drain unpublished events, then re-publish unhandled ones, in bounded batches."""
-    report = RelayReport()
+class OutboxRelay:
+    """Built by the Container with the unit-of-work factory, the broker, the clock and its
+    policy; `relay()` is the Beat job and the after-commit kick's task."""
 
-    async def fresh(outbox: OutboxRepository, _now: datetime, limit: int) -> Sequence[OutboxRecord]:
-        return await outbox.claim_unpublished(limit)
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        publisher: EventPublisher,
+        clock: Clock,
+        policy: RelayPolicy,
+    ) -> None:
+        self._uow = uow
+        self._publisher = publisher
+        self._clock = clock
+        self._policy = policy
 
-    async def stale(outbox: OutboxRepository, now: datetime, limit: int) -> Sequence[OutboxRecord]:
-        cutoff = now - policy.redeliver_after
-        return await outbox.claim_unhandled(cutoff, policy.max_deliveries, limit)
+    async def relay(self) -> RelayReport:
+        """Drain unpublished events, then re-publish unhandled ones, in bounded batches."""
+        policy = self._policy
+        report = RelayReport()
 
-    report.published = await _drain(uow_factory, publisher, clock, policy, fresh, report)
-    if not report.broker_failed:
-        report.redelivered = await _drain(uow_factory, publisher, clock, policy, stale, report)
-    return report
+        async def fresh(
+            outbox: OutboxRepository, _now: datetime, limit: int
+        ) -> Sequence[OutboxRecord]:
+            return await outbox.claim_unpublished(limit)
 
+        async def stale(
+            outbox: OutboxRepository, now: datetime, limit: int
+        ) -> Sequence[OutboxRecord]:
+            cutoff = now - policy.redeliver_after
+            return await outbox.claim_unhandled(cutoff, policy.max_deliveries, limit)
 
-async def _drain(
-    uow_factory: UnitOfWorkFactory,
-    publisher: EventPublisher,
-    clock: Clock,
-    policy: RelayPolicy,
-    claim: Claim,
-    report: RelayReport,
-) -> int:
-    handed_total = 0
-    while report.batches < policy.max_batches:
-        claimed, handed = await _relay_batch(uow_factory, publisher, clock, claim, policy)
-        if claimed:
-            report.batches += 1
-        handed_total += handed
-        if handed < claimed:  # the broker refused: stop, the next poll retries
-            report.broker_failed = True
-            break
-        if claimed < policy.batch_size:
-            break
-    return handed_total
+        report.published = await self._drain(fresh, report)
+        if not report.broker_failed:
+            report.redelivered = await self._drain(stale, report)
+        return report
 
+    async def backlog(self) -> tuple[int, float]:
+        """(unpublished events, age in seconds of the oldest): the API's backlog gauges."""
+        async with self._uow() as uow:
+            return await uow.outbox.backlog(self._clock.now())
 
-async def _relay_batch(
-    uow_factory: UnitOfWorkFactory,
-    publisher: EventPublisher,
-    clock: Clock,
-    claim: Claim,
-    policy: RelayPolicy,
-) -> tuple[int, int]:
-    async with uow_factory() as uow:
-        records = await claim(uow.outbox, clock.now(), policy.batch_size)
-        if not records:
-            return 0, 0
-        handed = await publisher.publish(records)
-        if handed:
-            await uow.outbox.mark_published(handed, clock.now())
-            await uow.outbox.record_attempt(handed)  # attempts = deliveries to the broker
-            await uow.commit()
-    return len(records), len(handed)
+    async def _drain(self, claim: Claim, report: RelayReport) -> int:
+        async def batch(limit: int) -> int:
+            claimed, handed = await self._relay_batch(claim, limit)
+            if claimed:
+                report.batches += 1
+            if handed < claimed:  # the broker refused: stop, the next poll retries
+                report.broker_failed = True
+            return handed
 
+        budget = BatchBudget(self._policy.batch_size, self._policy.max_batches - report.batches)
+        return (await run_batches(batch, budget)).taken
 
-async def outbox_backlog(uow_factory: UnitOfWorkFactory, clock: Clock) -> tuple[int, float]:
-    """(unpublished events, age in seconds of the oldest): the API's backlog gauges."""
-    async with uow_factory() as uow:
-        return await uow.outbox.backlog(clock.now())
+    async def _relay_batch(self, claim: Claim, limit: int) -> tuple[int, int]:
+        async with self._uow() as uow:
+            records = await claim(uow.outbox, self._clock.now(), limit)
+            if not records:
+                return 0, 0
+            handed = await self._publisher.publish(records)
+            if handed:
+                await uow.outbox.mark_published(handed, self._clock.now())
+                await uow.outbox.record_attempt(handed)  # attempts = deliveries to the broker
+                await uow.commit()
+        return len(records), len(handed)

@@ -1,11 +1,11 @@
 """The Beat jobs that move orders along the workflow, and the validation consumer.
 
-Every job is one edge of the workflow run over bounded batches. A batch is one unit of
-work: claim up to `batch_size` order ids (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two
-workers running the same job take disjoint orders; SQLite has a single writer), move each
-with the orders service's compare-and-set transition (history row and outbox event in the
-same transaction), commit. A crash loses at most the uncommitted batch, which the next
-tick claims again; the CAS makes a second attempt at a moved order a no-op.
+Every job is one edge of the workflow run with the bounded-batch runner: a batch is one
+unit of work that claims up to `batch_size` order ids (`FOR UPDATE SKIP LOCKED` on
+PostgreSQL, so two workers running the same job take disjoint orders; SQLite has a single
+writer), moves each with the workflow's compare-and-set transition (history row and outbox
+event in the same transaction) and commits. A crash loses at most the uncommitted batch,
+which the next tick claims again; the CAS makes a second attempt at a moved order a no-op.
 """
 
 from __future__ import annotations
@@ -15,27 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from backend.domain.errors import Conflict
-from backend.domain.events import ORDER_CREATED, DomainEvent
+from backend.domain.events import ORDER_CREATED, ORDER_VALIDATION_REQUESTED, DomainEvent
 from backend.domain.orders import Order, OrderStatus
-from backend.domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
-from backend.domain.workflow import Actor
-from backend.services import orders as orders_service
+from backend.domain.ports import Clock, Transaction, UnitOfWorkFactory
+from backend.services.batches import BatchBudget, run_batches
+from backend.services.order_workflow import OrderWorkflow, WorkflowPolicy
 
 S = OrderStatus
 
-
-@dataclass(frozen=True, slots=True)
-class WorkflowPolicy:
-    batch_size: int = 200
-    max_batches: int = 50
-    grace_period: timedelta = timedelta(seconds=120)
-    processing_time: timedelta = timedelta(seconds=120)
-    auto_approve_max_total: Decimal = Decimal("1000.00")
-    max_total: Decimal = Decimal("100000.00")
-    validation_retry_after: timedelta = timedelta(seconds=60)
-    idempotency_ttl: timedelta = timedelta(hours=24)
-    outbox_retention: timedelta = timedelta(days=7)
+Claim = Callable[[Transaction, datetime, int], Awaitable[list[str]]]
+Move = Callable[[Transaction, Order, datetime], Awaitable[Order | None]]
 
 
 @dataclass(slots=True)
@@ -47,96 +36,14 @@ class JobReport:
     moved_to: dict[str, int] = field(default_factory=dict)
 
 
-Claim = Callable[[UnitOfWork, datetime, int], Awaitable[list[str]]]
-Move = Callable[[UnitOfWork, Order, datetime], Awaitable[Order | None]]
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    claim: Claim
+    move: Move
+    releases_stock: bool = False  # a move may give stock back (a rejection)
 
 
-async def run_job(
-    name: str,
-    uow_factory: UnitOfWorkFactory,
-    clock: Clock,
-    policy: WorkflowPolicy,
-    claim: Claim,
-    move: Move,
-    *,
-    releases_stock: bool = False,
-    max_batches: int | None = None,
-) -> JobReport:
-    """Batches until one comes back short (nothing left) or the batch budget is spent.
-    `releases_stock`: a move may give stock back, so each batch first locks the products
-    of all its orders, in id order (ProductRepository.lock: no deadlock with placements)."""
-    report = JobReport(job=name)
-    budget = policy.max_batches if max_batches is None else max_batches
-    while report.batches < budget:
-        claimed = await _run_batch(
-            uow_factory, clock, policy.batch_size, claim, move, report, releases_stock
-        )
-        if claimed:
-            report.batches += 1
-        if claimed < policy.batch_size:
-            break
-    return report
-
-
-async def _run_batch(
-    uow_factory: UnitOfWorkFactory,
-    clock: Clock,
-    batch_size: int,
-    claim: Claim,
-    move: Move,
-    report: JobReport,
-    releases_stock: bool,
-) -> int:
-    async with uow_factory() as uow:
-        now = clock.now()
-        ids = await claim(uow, now, batch_size)
-        if not ids:
-            return 0
-        loaded = await uow.orders.get_many(ids)  # the claimed rows are locked: a stable read
-        if releases_stock:
-            await uow.products.lock(
-                [line.product_id for order in loaded.values() for line in order.lines]
-            )
-        moved: list[Order] = []
-        for order_id in ids:
-            order = loaded.get(order_id)
-            after = await move(uow, order, now) if order is not None else None
-            if after is not None:
-                moved.append(after)
-        await uow.commit()
-    report.claimed += len(ids)
-    report.moved += len(moved)
-    for order in moved:
-        report.moved_to[str(order.status)] = report.moved_to.get(str(order.status), 0) + 1
-    return len(ids)
-
-
-async def system_transition(
-    uow: UnitOfWork, order: Order, target: OrderStatus, now: datetime, reason: str | None = None
-) -> Order | None:
-    """The system's move of one order inside the caller's unit of work; None when the order
-    is no longer where the job found it (another actor won the compare-and-set)."""
-    try:
-        return await orders_service.apply_transition(
-            uow, order, target, actor=Actor.SYSTEM, reason=reason, now=now
-        )
-    except Conflict:  # IllegalTransition included: cancelled or moved meanwhile
-        return None
-
-
-async def validate_in(
-    uow: UnitOfWork, order: Order, now: datetime, max_total: Decimal
-) -> Order | None:
-    """PRODUCT.md's validation inside the caller's unit of work (batch and consumer alike):
-    validated, or rejected with the reason (the transition releases the stock)."""
-    if order.status is not S.PENDING:
-        return None
-    reason = await orders_service.validation_failure(uow, order, max_total)
-    target = S.VALIDATED if reason is None else S.REJECTED
-    return await system_transition(uow, order, target, now, reason)
-
-
-# --------------------------------------------------------------------------- the jobs
 def _claim(
     status: OrderStatus,
     *,
@@ -144,8 +51,8 @@ def _claim(
     updated_age: timedelta | None = None,
     max_total: Decimal | None = None,
 ) -> Claim:
-    async def claim(uow: UnitOfWork, now: datetime, limit: int) -> list[str]:
-        return await uow.orders.claim_ids(
+    async def claim(tx: Transaction, now: datetime, limit: int) -> list[str]:
+        return await tx.orders.claim_ids(
             status,
             limit=limit,
             created_before=now - created_age if created_age is not None else None,
@@ -156,136 +63,108 @@ def _claim(
     return claim
 
 
-def _advance(target: OrderStatus) -> Move:
-    async def move(uow: UnitOfWork, order: Order, now: datetime) -> Order | None:
-        return await system_transition(uow, order, target, now)
+class WorkflowJobs:
+    """Built by the Container with the unit-of-work factory, the clock and the workflow;
+    `run(name)` is the body of the Beat job of that name (`worker/jobs.py`)."""
 
-    return move
+    NAMES = ("validate_pending", "auto_approve", "start_processing", "complete_processing")
 
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, workflow: OrderWorkflow) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._workflow = workflow
+        self.jobs = self._jobs(workflow.policy)
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    name: str
-    claim: Claim
-    move: Move
-    releases_stock: bool = False  # a move may give stock back (a rejection)
+    def _advance(self, target: OrderStatus) -> Move:
+        async def move(tx: Transaction, order: Order, now: datetime) -> Order | None:
+            return await self._workflow.system_transition(tx, order, target, now)
 
+        return move
 
-def workflow_jobs(policy: WorkflowPolicy) -> dict[str, Job]:
-    """The Beat jobs by name (the Celery task is `orderflow.workflow.<name>`)."""
-
-    async def validate(uow: UnitOfWork, order: Order, now: datetime) -> Order | None:
-        return await validate_in(uow, order, now, policy.max_total)
-
-    jobs = (
-        # Safety net: orders whose validation task never ran (lost message, dead worker).
-        Job(
-            "validate_pending",
-            _claim(S.PENDING, created_age=policy.validation_retry_after),
-            validate,
-            releases_stock=True,
-        ),
-        Job(
-            "auto_approve",
-            _claim(
-                S.VALIDATED,
-                created_age=policy.grace_period,
-                max_total=policy.auto_approve_max_total,
+    def _jobs(self, policy: WorkflowPolicy) -> dict[str, Job]:
+        jobs = (
+            # Safety net: orders whose validation never ran (lost message, dead worker).
+            Job(
+                "validate_pending",
+                _claim(S.PENDING, created_age=policy.validation_retry_after),
+                self._workflow.validate_in,
+                releases_stock=True,
             ),
-            _advance(S.APPROVED),
-        ),
-        Job("start_processing", _claim(S.APPROVED), _advance(S.PROCESSING)),
-        Job(
-            "complete_processing",
-            _claim(S.PROCESSING, updated_age=policy.processing_time),
-            _advance(S.COMPLETED),
-        ),
-    )
-    return {job.name: job for job in jobs}
+            Job(
+                "auto_approve",
+                _claim(
+                    S.VALIDATED,
+                    created_age=policy.grace_period,
+                    max_total=policy.auto_approve_max_total,
+                ),
+                self._advance(S.APPROVED),
+            ),
+            Job("start_processing", _claim(S.APPROVED), self._advance(S.PROCESSING)),
+            Job(
+                "complete_processing",
+                _claim(S.PROCESSING, updated_age=policy.processing_time),
+                self._advance(S.COMPLETED),
+            ),
+        )
+        return {job.name: job for job in jobs}
 
+    async def run(self, name: str, *, max_batches: int | None = None) -> JobReport:
+        """Batches until one comes back short (nothing left) or the batch budget is spent."""
+        return await self.run_job(self.jobs[name], max_batches=max_batches)
 
-async def run_workflow_job(
-    name: str,
-    uow_factory: UnitOfWorkFactory,
-    clock: Clock,
-    policy: WorkflowPolicy,
-    *,
-    max_batches: int | None = None,
-) -> JobReport:
-    job = workflow_jobs(policy)[name]
-    return await run_job(
-        name,
-        uow_factory,
-        clock,
-        policy,
-        job.claim,
-        job.move,
-        releases_stock=job.releases_stock,
-        max_batches=max_batches,
-    )
+    async def run_job(self, job: Job, *, max_batches: int | None = None) -> JobReport:
+        policy = self._workflow.policy
+        report = JobReport(job=job.name)
+
+        async def batch(limit: int) -> int:
+            return await self._run_batch(job, limit, report)
+
+        budget = BatchBudget(
+            policy.batch_size, policy.max_batches if max_batches is None else max_batches
+        )
+        report.batches = (await run_batches(batch, budget)).batches
+        return report
+
+    async def _run_batch(self, job: Job, limit: int, report: JobReport) -> int:
+        """`releases_stock`: a move may give stock back, so the batch first locks the
+        products of all its orders, in id order (no deadlock with placements)."""
+        async with self._uow() as tx:
+            now = self._clock.now()
+            ids = await job.claim(tx, now, limit)
+            if not ids:
+                return 0
+            loaded = await tx.orders.get_many(ids)  # the claimed rows are locked: stable
+            if job.releases_stock:
+                await tx.products.lock(
+                    [line.product_id for order in loaded.values() for line in order.lines]
+                )
+            moved: list[Order] = []
+            for order_id in ids:
+                order = loaded.get(order_id)
+                after = await job.move(tx, order, now) if order is not None else None
+                if after is not None:
+                    moved.append(after)
+            await tx.commit()
+        report.claimed += len(ids)
+        report.moved += len(moved)
+        for order in moved:
+            report.moved_to[str(order.status)] = report.moved_to.get(str(order.status), 0) + 1
+        return len(ids)
 
 
 # --------------------------------------------------------------------------- consumer
 @dataclass(frozen=True, slots=True)
 class OrderValidationConsumer:
-    """`order.created` -> validation, in the transaction that records the event as processed
-    (so a redelivered event neither validates twice nor skips a validation)."""
+    """`order.created` (and an admin's `order.validation_requested`) -> validation, in the
+    transaction that records the event as processed (so a redelivered event neither
+    validates twice nor skips a validation)."""
 
+    workflow: OrderWorkflow
     clock: Clock
-    max_total: Decimal
     name: str = "workflow.validate_order"
-    event_types: frozenset[str] = frozenset({ORDER_CREATED})
+    event_types: frozenset[str] = frozenset({ORDER_CREATED, ORDER_VALIDATION_REQUESTED})
 
-    async def handle(self, event: DomainEvent, uow: UnitOfWork) -> None:
-        order = await uow.orders.get(event.aggregate_id)
+    async def handle(self, event: DomainEvent, tx: Transaction) -> None:
+        order = await tx.orders.get(event.aggregate_id)
         if order is not None:
-            await validate_in(uow, order, self.clock.now(), self.max_total)
-
-
-# --------------------------------------------------------------------------- purge
-@dataclass(slots=True)
-class PurgeReport:
-    idempotency_keys: int = 0
-    refresh_tokens: int = 0
-    outbox_events: int = 0
-
-
-Purge = Callable[[UnitOfWork, datetime, int], Awaitable[int]]
-
-
-async def purge_expired(
-    uow_factory: UnitOfWorkFactory, clock: Clock, policy: WorkflowPolicy
-) -> PurgeReport:
-    """Idempotency keys past their 24 h, expired refresh tokens (a spent one that has not
-    expired stays: presenting it again is how token theft is detected), and outbox events
-    every consumer handled more than `outbox_retention` ago."""
-
-    async def keys(uow: UnitOfWork, now: datetime, limit: int) -> int:
-        return await uow.idempotency.purge(now - policy.idempotency_ttl, limit)
-
-    async def tokens(uow: UnitOfWork, now: datetime, limit: int) -> int:
-        return await uow.refresh_tokens.purge(now, limit)
-
-    async def events(uow: UnitOfWork, now: datetime, limit: int) -> int:
-        return await uow.outbox.purge_handled(now - policy.outbox_retention, limit)
-
-    return PurgeReport(
-        idempotency_keys=await _purge_in_batches(uow_factory, clock, policy, keys),
-        refresh_tokens=await _purge_in_batches(uow_factory, clock, policy, tokens),
-        outbox_events=await _purge_in_batches(uow_factory, clock, policy, events),
-    )
-
-
-async def _purge_in_batches(
-    uow_factory: UnitOfWorkFactory, clock: Clock, policy: WorkflowPolicy, purge: Purge
-) -> int:
-    """Bounded batches, one commit each: never one long transaction holding the table."""
-    total = 0
-    for _ in range(policy.max_batches):
-        async with uow_factory() as uow:
-            deleted = await purge(uow, clock.now(), policy.batch_size)
-            await uow.commit()
-        total += deleted
-        if deleted < policy.batch_size:
-            break
-    return total
+            await self.workflow.validate_in(tx, order, self.clock.now())

@@ -10,6 +10,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Self
 
+from backend.domain.ports import OnCommit
+
 from tests.fakes.catalog import FakeProductRepository
 from tests.fakes.events import FakeOutbox, FakeProcessedEvents
 from tests.fakes.orders import FakeIdempotencyRepository, FakeOrderRepository
@@ -20,6 +22,11 @@ class FakeUnitOfWork:
     def __init__(self, store: FakeUnitOfWorkFactory) -> None:
         self._store = store
         self.committed = False
+        self._on_commit: list[OnCommit] = []
+
+    def on_commit(self, callback: OnCommit) -> None:
+        if callback not in self._on_commit:
+            self._on_commit.append(callback)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -49,8 +56,15 @@ class FakeUnitOfWork:
             repo._commit()
         self.committed = True
         self._store.commits += 1
+        callbacks, self._on_commit = self._on_commit, []
+        for callback in callbacks:  # like the SQL unit: a failure never undoes the commit
+            try:
+                await callback()
+            except Exception as error:
+                self._store.callback_errors.append(error)
 
     async def rollback(self) -> None:
+        self._on_commit.clear()
         self.outbox.pending.clear()
         for repo in self._transactional():
             repo._rollback()
@@ -68,6 +82,7 @@ class FakeUnitOfWorkFactory:
         self.refresh_tokens = FakeRefreshTokenRepository()
         self.products = FakeProductRepository()
         self.commits = 0
+        self.callback_errors: list[Exception] = []
 
     def __call__(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)

@@ -22,9 +22,10 @@ from backend.domain.orders import (
     StoredResponse,
 )
 from backend.domain.workflow import Actor
-from backend.services import orders as svc
+from backend.services.orders import Idempotency, fingerprint
 from tests.fakes import FakeUnitOfWorkFactory
 from tests.fakes.orders import FakeStockProducts, SteppingClock, make_product, make_user
+from tests.fakes.services import services
 
 P1 = "10000000-0000-4000-8000-000000000001"
 P2 = "20000000-0000-4000-8000-000000000002"
@@ -61,7 +62,7 @@ def stock(db: FakeUnitOfWorkFactory, product_id: str) -> int:
 
 
 async def place(db, clock, *items, **kw) -> Order:  # type: ignore[no-untyped-def]
-    placement = await svc.place_order(db(), command(*items, **kw), clock=clock)
+    placement = await services(db, clock).orders.place(command(*items, **kw))
     assert placement.order is not None
     return placement.order
 
@@ -99,7 +100,7 @@ async def test_a_later_price_change_leaves_the_order_alone(
 ) -> None:
     order = await place(db, clock, (P1, 2))
     db.products.put(make_product(P1, price="99.99", stock=3))  # type: ignore[attr-defined]
-    stored = await svc.get_order(db(), order.id, ALICE)
+    stored = await services(db).orders.get(order.id, ALICE)
     assert stored.lines[0].unit_price == Decimal("19.90")
     assert stored.total == Decimal("39.80")
 
@@ -108,7 +109,7 @@ async def test_a_short_second_line_reserves_nothing(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     with pytest.raises(InsufficientStock) as info:
-        await svc.place_order(db(), command((P1, 2), (P2, 4)), clock=clock)
+        await services(db, clock).orders.place(command((P1, 2), (P2, 4)))
     assert info.value.product_ids == [P2]
     assert info.value.extra["product_ids"] == [P2]
     assert (stock(db, P1), stock(db, P2)) == (5, 3)
@@ -120,7 +121,7 @@ async def test_every_short_product_is_named(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     with pytest.raises(InsufficientStock) as info:
-        await svc.place_order(db(), command((P3, 1), (P1, 6), (P2, 1)), clock=clock)
+        await services(db, clock).orders.place(command((P3, 1), (P1, 6), (P2, 1)))
     assert info.value.product_ids == [P1, P3]
     assert P1 in info.value.detail and P3 in info.value.detail
     assert (stock(db, P1), stock(db, P2), stock(db, P3)) == (5, 3, 0)
@@ -139,7 +140,7 @@ async def test_unknown_and_inactive_products_are_named(
     unknown = "99999999-0000-4000-8000-000000000009"
     db.products.put(make_product(P2, active=False))  # type: ignore[attr-defined]
     with pytest.raises(ProductUnavailable) as info:
-        await svc.place_order(db(), command((P1, 1), (P2, 1), (unknown, 1)), clock=clock)
+        await services(db, clock).orders.place(command((P1, 1), (P2, 1), (unknown, 1)))
     assert info.value.product_ids == sorted([P2, unknown])
     locs = {tuple(e["loc"]) for e in info.value.extra["errors"]}
     assert locs == {("body", "items", 1, "product_id"), ("body", "items", 2, "product_id")}
@@ -161,7 +162,7 @@ async def test_commands_outside_the_limits_are_invalid(
     db: FakeUnitOfWorkFactory, clock: SteppingClock, items: tuple[tuple[str, int], ...]
 ) -> None:
     with pytest.raises(InvalidInput):
-        await svc.place_order(db(), command(*items), clock=clock)
+        await services(db, clock).orders.place(command(*items))
     assert db.orders.rows == {}
 
 
@@ -173,9 +174,9 @@ def renderer(order: Order) -> StoredResponse:
 async def test_a_replay_returns_the_first_response_and_creates_nothing(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
-    idem = svc.Idempotency(key="k-1", render=renderer)
-    first = await svc.place_order(db(), command((P1, 1)), clock=clock, idempotency=idem)
-    again = await svc.place_order(db(), command((P1, 1)), clock=clock, idempotency=idem)
+    idem = Idempotency(key="k-1", render=renderer)
+    first = await services(db, clock).orders.place(command((P1, 1)), idem)
+    again = await services(db, clock).orders.place(command((P1, 1)), idem)
     assert first.order is not None and not first.replayed
     assert again.replayed and again.order is None
     assert again.response == first.response == renderer(first.order)
@@ -186,22 +187,22 @@ async def test_a_replay_returns_the_first_response_and_creates_nothing(
 async def test_the_same_key_with_another_body_is_refused(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
-    idem = svc.Idempotency(key="k-1", render=renderer)
-    await svc.place_order(db(), command((P1, 1)), clock=clock, idempotency=idem)
+    idem = Idempotency(key="k-1", render=renderer)
+    await services(db, clock).orders.place(command((P1, 1)), idem)
     with pytest.raises(IdempotencyKeyReused):
-        await svc.place_order(db(), command((P1, 2)), clock=clock, idempotency=idem)
+        await services(db, clock).orders.place(command((P1, 2)), idem)
     assert stock(db, P1) == 4
 
 
 async def test_keys_are_per_user_and_expire_after_a_day(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
-    idem = svc.Idempotency(key="k-1", render=renderer)
-    await svc.place_order(db(), command((P1, 1)), clock=clock, idempotency=idem)
-    other = await svc.place_order(db(), command((P1, 1), user=BOB), clock=clock, idempotency=idem)
+    idem = Idempotency(key="k-1", render=renderer)
+    await services(db, clock).orders.place(command((P1, 1)), idem)
+    other = await services(db, clock).orders.place(command((P1, 1), user=BOB), idem)
     assert not other.replayed
     clock.advance(hours=24, seconds=1)
-    later = await svc.place_order(db(), command((P1, 1)), clock=clock, idempotency=idem)
+    later = await services(db, clock).orders.place(command((P1, 1)), idem)
     assert not later.replayed
     assert len(db.orders.rows) == 3
 
@@ -209,20 +210,20 @@ async def test_keys_are_per_user_and_expire_after_a_day(
 async def test_a_failed_request_leaves_no_key(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
-    idem = svc.Idempotency(key="k-2", render=renderer)
+    idem = Idempotency(key="k-2", render=renderer)
     with pytest.raises(InsufficientStock):
-        await svc.place_order(db(), command((P1, 6)), clock=clock, idempotency=idem)
+        await services(db, clock).orders.place(command((P1, 6)), idem)
     assert db.idempotency.rows == {}
     db.products.put(make_product(P1, stock=6))  # type: ignore[attr-defined]
-    retried = await svc.place_order(db(), command((P1, 6)), clock=clock, idempotency=idem)
+    retried = await services(db, clock).orders.place(command((P1, 6)), idem)
     assert retried.order is not None and not retried.replayed
 
 
 def test_the_fingerprint_is_of_the_meaning() -> None:
-    base = svc.fingerprint(command((P1, 1), (P2, 2), note="n"))
-    assert base == svc.fingerprint(command((P1, 1), (P2, 2), note="n"))
-    assert base != svc.fingerprint(command((P1, 1), (P2, 3), note="n"))
-    assert base != svc.fingerprint(command((P1, 1), (P2, 2), note="m"))
+    base = fingerprint(command((P1, 1), (P2, 2), note="n"))
+    assert base == fingerprint(command((P1, 1), (P2, 2), note="n"))
+    assert base != fingerprint(command((P1, 1), (P2, 3), note="n"))
+    assert base != fingerprint(command((P1, 1), (P2, 2), note="m"))
 
 
 # --------------------------------------------------------------------------- reads, ownership
@@ -231,12 +232,12 @@ async def test_other_customers_orders_are_not_found_admins_see_all(
 ) -> None:
     order = await place(db, clock, (P1, 1))
     with pytest.raises(OrderNotFound):
-        await svc.get_order(db(), order.id, BOB)
+        await services(db).orders.get(order.id, BOB)
     with pytest.raises(OrderNotFound):
-        await svc.order_history(db(), order.id, BOB)
+        await services(db).orders.history(order.id, BOB)
     with pytest.raises(OrderNotFound):
-        await svc.cancel_order(db(), order.id, BOB, clock=clock)
-    assert (await svc.get_order(db(), order.id, ADMIN)).id == order.id
+        await services(db, clock).workflow.cancel(order.id, BOB)
+    assert (await services(db).orders.get(order.id, ADMIN)).id == order.id
 
 
 async def test_listing_is_scoped_to_the_customer(
@@ -244,12 +245,12 @@ async def test_listing_is_scoped_to_the_customer(
 ) -> None:
     mine = await place(db, clock, (P1, 1))
     await place(db, clock, (P2, 1), user=BOB)
-    page = await svc.list_orders(db(), ALICE, OrderQuery())
+    page = await services(db).orders.list(ALICE, OrderQuery())
     assert [o.id for o in page.items] == [mine.id] and page.total == 1
     with pytest.raises(PermissionDenied):
-        await svc.list_orders(db(), ALICE, OrderQuery(user_id=BOB.id))
-    assert (await svc.list_orders(db(), ADMIN, OrderQuery())).total == 2
-    assert (await svc.list_orders(db(), ADMIN, OrderQuery(user_id=BOB.id))).total == 1
+        await services(db).orders.list(ALICE, OrderQuery(user_id=BOB.id))
+    assert (await services(db).orders.list(ADMIN, OrderQuery())).total == 2
+    assert (await services(db).orders.list(ADMIN, OrderQuery(user_id=BOB.id))).total == 1
 
 
 # --------------------------------------------------------------------------- details
@@ -257,30 +258,30 @@ async def test_details_change_while_editable_with_optimistic_version(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     order = await place(db, clock, (P1, 1))
-    changed = await svc.update_order_details(
-        db(), order.id, ALICE, {"note": "leave at door"}, expected_version=1, clock=clock
+    changed = await services(db, clock).orders.update_details(
+        order.id, ALICE, {"note": "leave at door"}, expected_version=1
     )
     assert (changed.note, changed.version) == ("leave at door", 2)
     assert db.orders.rows[order.id].note == "leave at door"
     with pytest.raises(StaleVersion):
-        await svc.update_order_details(
-            db(), order.id, ALICE, {"note": "x"}, expected_version=1, clock=clock
+        await services(db, clock).orders.update_details(
+            order.id, ALICE, {"note": "x"}, expected_version=1
         )
     with pytest.raises(InvalidInput):
-        await svc.update_order_details(
-            db(), order.id, ALICE, {"status": "approved"}, expected_version=None, clock=clock
+        await services(db, clock).orders.update_details(
+            order.id, ALICE, {"status": "approved"}, expected_version=None
         )
-    await svc.cancel_order(db(), order.id, ALICE, clock=clock)
+    await services(db, clock).workflow.cancel(order.id, ALICE)
     with pytest.raises(OrderNotEditable):
-        await svc.update_order_details(
-            db(), order.id, ALICE, {"note": "y"}, expected_version=None, clock=clock
+        await services(db, clock).orders.update_details(
+            order.id, ALICE, {"note": "y"}, expected_version=None
         )
 
 
 async def test_history_is_oldest_first(db: FakeUnitOfWorkFactory, clock: SteppingClock) -> None:
     order = await place(db, clock, (P1, 1))
-    await svc.cancel_order(db(), order.id, ALICE, clock=clock, reason="changed my mind")
-    history = await svc.order_history(db(), order.id, ALICE)
+    await services(db, clock).workflow.cancel(order.id, ALICE, reason="changed my mind")
+    history = await services(db).orders.history(order.id, ALICE)
     assert [(h.from_status, h.to_status) for h in history] == [
         (None, OrderStatus.PENDING),
         (OrderStatus.PENDING, OrderStatus.CANCELLED),
@@ -293,7 +294,7 @@ async def test_cancel_releases_stock_and_emits_one_event(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     order = await place(db, clock, (P1, 2), (P2, 3))
-    cancelled = await svc.cancel_order(db(), order.id, ALICE, clock=clock)
+    cancelled = await services(db, clock).workflow.cancel(order.id, ALICE)
     assert cancelled.status is OrderStatus.CANCELLED and cancelled.version == 2
     assert (stock(db, P1), stock(db, P2)) == (5, 3)
     changed = [e for e in db.outbox.events if e.type == ORDER_STATUS_CHANGED]
@@ -307,30 +308,43 @@ async def test_cancel_releases_stock_and_emits_one_event(
     assert payload["user_id"] == ALICE.id and payload["total"] == "40.10"
 
 
-async def test_committed_events_name_the_products_whose_stock_changed(
+async def test_cached_stock_is_dropped_after_commits_that_reserve_or_release_it(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
-    """Reservations and releases, and only those, mark products for cache invalidation."""
+    """Reservations and releases, and only those, drop the products' cached reads, after the
+    commit (registered with `on_commit`); a placement that rolls back drops nothing."""
+    svc = services(db, clock)
 
-    def stock_changed_by_new_events() -> list[str]:
-        fresh = db.outbox.events[seen:]
-        return svc.products_with_stock_changed(fresh)
+    def dropped() -> list[str]:
+        keys = sorted(key for _, key in svc.cache.invalidated)
+        svc.cache.invalidated.clear()
+        return keys
 
-    seen = 0
-    placed = await svc.place_order(db(), command((P2, 1), (P1, 1)), clock=clock)
+    placed = await svc.orders.place(command((P2, 1), (P1, 1)))
     assert placed.order is not None
-    assert stock_changed_by_new_events() == sorted([P1, P2])
-    seen = len(db.outbox.events)
+    assert dropped() == sorted([P1, P2])
     with pytest.raises(InsufficientStock):
-        await svc.place_order(db(), command((P1, 99)), clock=clock)
-    assert stock_changed_by_new_events() == []  # nothing committed, nothing to drop
-    other = await svc.place_order(db(), command((P1, 1)), clock=clock)
+        await svc.orders.place(command((P1, 99)))
+    assert dropped() == []  # nothing committed, nothing to drop
+    other = await svc.orders.place(command((P1, 1)))
     assert other.order is not None
-    seen = len(db.outbox.events)
-    await svc.cancel_order(db(), placed.order.id, ALICE, clock=clock)
-    assert stock_changed_by_new_events() == sorted([P1, P2])  # released
-    seen = len(db.outbox.events)
-    await svc.transition_order(
-        db(), other.order.id, OrderStatus.VALIDATED, actor=Actor.SYSTEM, clock=clock
-    )
-    assert stock_changed_by_new_events() == []  # a move that keeps the reservation
+    assert dropped() == [P1]
+    await svc.workflow.cancel(placed.order.id, ALICE)
+    assert dropped() == sorted([P1, P2])  # released
+    await svc.workflow.transition(other.order.id, OrderStatus.VALIDATED, actor=Actor.SYSTEM)
+    assert dropped() == []  # a move that keeps the reservation
+    assert db.callback_errors == []
+
+
+async def test_every_commit_that_wrote_events_kicks_the_relay_once(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    svc = services(db, clock)
+    placed = await svc.orders.place(command((P1, 1)))
+    assert placed.order is not None
+    assert svc.relay_kicks == 1
+    with pytest.raises(InsufficientStock):
+        await svc.orders.place(command((P1, 99)))
+    assert svc.relay_kicks == 1  # rolled back: its callbacks were dropped
+    await svc.orders.get(placed.order.id, ALICE)
+    assert svc.relay_kicks == 1  # nothing written, nothing to relay

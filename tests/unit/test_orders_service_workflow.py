@@ -12,12 +12,13 @@ from backend.domain.errors import PermissionDenied
 from backend.domain.events import ORDER_STATUS_CHANGED
 from backend.domain.orders import IllegalTransition, Order, OrderStatus
 from backend.domain.workflow import Actor, ActorNotAllowed
-from backend.services import orders as svc
+from backend.services.order_workflow import WorkflowPolicy
 from tests.fakes import FakeUnitOfWorkFactory
 from tests.fakes.orders import FakeOrderRepository, FakeStockProducts, SteppingClock, make_product
+from tests.fakes.services import services, validate
 from tests.unit.test_orders_service import ADMIN, ALICE, P1, P2, place, stock
 
-MAX_TOTAL = Decimal("100000.00")
+POLICY = WorkflowPolicy(max_total=Decimal("100000.00"))
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ async def test_every_illegal_transition_is_refused_and_changes_nothing(
     force_status(db, order, source)
     for actor in Actor:
         with pytest.raises(IllegalTransition) as info:
-            await svc.transition_order(db(), order.id, target, clock=clock, actor=actor)
+            await services(db, clock).workflow.transition(order.id, target, actor=actor)
         assert (info.value.from_status, info.value.to_status) == (source, target)
     assert db.orders.rows[order.id].status is source
     assert db.orders.rows[order.id].version == 1
@@ -76,9 +77,9 @@ async def test_each_allowed_edge_for_allowed_actors_only(
     force_status(db, order, edge.source)
     for actor in set(Actor) - edge.actors:
         with pytest.raises(ActorNotAllowed):
-            await svc.transition_order(db(), order.id, edge.target, clock=clock, actor=actor)
+            await services(db, clock).workflow.transition(order.id, edge.target, actor=actor)
     actor = sorted(edge.actors)[0]
-    after = await svc.transition_order(db(), order.id, edge.target, clock=clock, actor=actor)
+    after = await services(db, clock).workflow.transition(order.id, edge.target, actor=actor)
     assert after.status is edge.target and after.version == 2
     assert stock(db, P1) == (50 if edge.releases_stock else 48)
     [event] = status_events(db)
@@ -95,12 +96,12 @@ async def test_customers_cannot_approve_or_reject(
     order = await place(db, clock, (P1, 1))
     force_status(db, order, OrderStatus.VALIDATED)
     with pytest.raises(PermissionDenied):
-        await svc.approve_order(db(), order.id, ALICE, clock=clock)
+        await services(db, clock).workflow.approve(order.id, ALICE)
     with pytest.raises(PermissionDenied):
-        await svc.reject_order(db(), order.id, ALICE, clock=clock, reason="no")
+        await services(db, clock).workflow.reject(order.id, ALICE, reason="no")
     with pytest.raises(PermissionDenied):
-        await svc.request_validation(db(), order.id, ALICE)
-    approved = await svc.approve_order(db(), order.id, ADMIN, clock=clock)
+        await services(db).workflow.request_validation(order.id, ALICE)
+    approved = await services(db, clock).workflow.approve(order.id, ADMIN)
     assert approved.status is OrderStatus.APPROVED
 
 
@@ -108,7 +109,7 @@ async def test_admin_reject_records_the_reason_and_releases_stock(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     order = await place(db, clock, (P1, 3))
-    rejected = await svc.reject_order(db(), order.id, ADMIN, clock=clock, reason="fraud check")
+    rejected = await services(db, clock).workflow.reject(order.id, ADMIN, reason="fraud check")
     assert (rejected.status, rejected.status_reason) == (OrderStatus.REJECTED, "fraud check")
     assert stock(db, P1) == 50
     [event] = status_events(db)
@@ -120,10 +121,10 @@ async def test_request_validation_only_from_pending(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     order = await place(db, clock, (P1, 1))
-    assert (await svc.request_validation(db(), order.id, ADMIN)).id == order.id
+    assert (await services(db).workflow.request_validation(order.id, ADMIN)).id == order.id
     force_status(db, order, OrderStatus.VALIDATED)
     with pytest.raises(IllegalTransition):
-        await svc.request_validation(db(), order.id, ADMIN)
+        await services(db).workflow.request_validation(order.id, ADMIN)
 
 
 # --------------------------------------------------------------------------- races
@@ -152,7 +153,7 @@ async def test_losing_the_race_to_a_final_state_is_a_conflict_not_a_double_move(
     racing.rows, racing.changes = db.orders.rows, db.orders.changes
     db.orders = racing
     with pytest.raises(IllegalTransition) as info:
-        await svc.cancel_order(db(), order.id, ALICE, clock=clock)
+        await services(db, clock).workflow.cancel(order.id, ALICE)
     assert info.value.from_status is OrderStatus.APPROVED
     assert db.orders.rows[order.id].status is OrderStatus.APPROVED
     assert stock(db, P1) == 49  # not released
@@ -166,7 +167,7 @@ async def test_a_race_that_leaves_the_move_legal_is_retried_from_the_new_state(
     racing = RacingOrders([OrderStatus.VALIDATED])
     racing.rows, racing.changes = db.orders.rows, db.orders.changes
     db.orders = racing
-    cancelled = await svc.cancel_order(db(), order.id, ALICE, clock=clock)
+    cancelled = await services(db, clock).workflow.cancel(order.id, ALICE)
     assert cancelled.status is OrderStatus.CANCELLED
     [event] = status_events(db)
     assert event["from_status"] == "validated"
@@ -178,9 +179,9 @@ async def test_validation_passes_and_a_second_run_is_a_no_op(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     order = await place(db, clock, (P1, 1))
-    validated = await svc.validate_order(db(), order.id, clock=clock, max_total=MAX_TOTAL)
+    validated = await validate(db, clock, order.id, POLICY)
     assert validated is not None and validated.status is OrderStatus.VALIDATED
-    again = await svc.validate_order(db(), order.id, clock=clock, max_total=MAX_TOTAL)
+    again = await validate(db, clock, order.id, POLICY)
     assert again is not None and again.status is OrderStatus.VALIDATED and again.version == 2
     assert len(await db.orders.history(order.id)) == 2
     assert len(status_events(db)) == 1
@@ -191,7 +192,7 @@ async def test_validation_rejects_an_inactive_product_and_releases_stock(
 ) -> None:
     order = await place(db, clock, (P1, 2), (P2, 1))
     db.products.rows[P2] = replace(db.products.rows[P2], is_active=False)  # type: ignore[attr-defined]
-    rejected = await svc.validate_order(db(), order.id, clock=clock, max_total=MAX_TOTAL)
+    rejected = await validate(db, clock, order.id, POLICY)
     assert rejected is not None and rejected.status is OrderStatus.REJECTED
     assert P2 in (rejected.status_reason or "")
     assert (stock(db, P1), stock(db, P2)) == (50, 50)
@@ -203,7 +204,7 @@ async def test_validation_rejects_a_total_above_the_maximum(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     order = await place(db, clock, (P1, 10))  # 199.00
-    rejected = await svc.validate_order(db(), order.id, clock=clock, max_total=Decimal("100.00"))
+    rejected = await validate(db, clock, order.id, WorkflowPolicy(max_total=Decimal("100.00")))
     assert rejected is not None and rejected.status is OrderStatus.REJECTED
     assert "199.00" in (rejected.status_reason or "") and "100.00" in (rejected.status_reason or "")
 
@@ -213,7 +214,7 @@ async def test_validation_rejects_a_total_that_does_not_match_the_lines(
 ) -> None:
     order = await place(db, clock, (P1, 1))
     db.orders.rows[order.id] = replace(db.orders.rows[order.id], total=Decimal("1.00"))
-    rejected = await svc.validate_order(db(), order.id, clock=clock, max_total=MAX_TOTAL)
+    rejected = await validate(db, clock, order.id, POLICY)
     assert rejected is not None and rejected.status is OrderStatus.REJECTED
     assert "does not match" in (rejected.status_reason or "")
 
@@ -222,10 +223,10 @@ async def test_validation_of_an_absent_or_cancelled_order_does_nothing(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     missing = "00000000-0000-4000-8000-0000000000ff"
-    assert await svc.validate_order(db(), missing, clock=clock, max_total=MAX_TOTAL) is None
+    assert await validate(db, clock, missing, POLICY) is None
     order = await place(db, clock, (P1, 1))
-    await svc.cancel_order(db(), order.id, ALICE, clock=clock)
-    after = await svc.validate_order(db(), order.id, clock=clock, max_total=MAX_TOTAL)
+    await services(db, clock).workflow.cancel(order.id, ALICE)
+    after = await validate(db, clock, order.id, POLICY)
     assert after is not None and after.status is OrderStatus.CANCELLED
     assert len(status_events(db)) == 1
 
@@ -237,7 +238,7 @@ async def test_validation_cancelled_in_the_race_is_a_no_op(
     racing = RacingOrders([OrderStatus.CANCELLED])
     racing.rows, racing.changes = db.orders.rows, db.orders.changes
     db.orders = racing
-    after = await svc.validate_order(db(), order.id, clock=clock, max_total=MAX_TOTAL)
+    after = await validate(db, clock, order.id, POLICY)
     assert after is not None and after.status is OrderStatus.CANCELLED
     assert status_events(db) == []
 
@@ -247,10 +248,10 @@ async def test_the_system_drives_an_order_to_completion(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     order = await place(db, clock, (P1, 1))
-    await svc.validate_order(db(), order.id, clock=clock, max_total=MAX_TOTAL)
+    await validate(db, clock, order.id, POLICY)
     for target in (OrderStatus.APPROVED, OrderStatus.PROCESSING, OrderStatus.COMPLETED):
-        await svc.transition_order(db(), order.id, target, clock=clock)
-    history = await svc.order_history(db(), order.id, ALICE)
+        await services(db, clock).workflow.transition(order.id, target)
+    history = await services(db).orders.history(order.id, ALICE)
     assert [h.to_status for h in history] == [
         OrderStatus.PENDING,
         OrderStatus.VALIDATED,

@@ -14,8 +14,8 @@ from backend.domain.events import (
     event_from_message,
     event_to_message,
 )
-from backend.domain.ports import UnitOfWork
-from backend.services.events import consume_once, dispatch
+from backend.domain.ports import Transaction
+from backend.services.events import EventDispatcher
 from tests.fakes import FakeUnitOfWorkFactory
 from tests.fakes.orders import SteppingClock
 
@@ -30,7 +30,7 @@ class WritingConsumer:
     fail_times: int = 0
     runs: list[str] = field(default_factory=list)
 
-    async def handle(self, event: DomainEvent, uow: UnitOfWork) -> None:
+    async def handle(self, event: DomainEvent, uow: Transaction) -> None:
         self.runs.append(event.id)
         await uow.outbox.add(
             DomainEvent(
@@ -65,7 +65,7 @@ async def test_only_subscribed_consumers_run_and_the_event_is_marked_handled(
     changed = WritingConsumer("push", frozenset({ORDER_STATUS_CHANGED}))
     event = order_event()
 
-    report = await dispatch(event, [created, changed], db, SteppingClock())
+    report = await EventDispatcher(db, SteppingClock(), [created, changed]).dispatch(event)
 
     assert report.handled == ["mail"] and not report.duplicates and report.complete
     assert created.runs == [event.id] and changed.runs == []
@@ -75,7 +75,7 @@ async def test_only_subscribed_consumers_run_and_the_event_is_marked_handled(
 
 async def test_an_event_without_subscribers_is_simply_handled(db: FakeUnitOfWorkFactory) -> None:
     event = order_event("catalog.something")
-    report = await dispatch(event, [], db, SteppingClock())
+    report = await EventDispatcher(db, SteppingClock(), []).dispatch(event)
     assert report.complete and report.handled == []
     assert event.id in db.outbox.handled
 
@@ -84,8 +84,8 @@ async def test_a_redelivered_event_never_runs_a_consumer_twice(db: FakeUnitOfWor
     consumer = WritingConsumer("mail", frozenset({ORDER_CREATED}))
     event = order_event()
 
-    await dispatch(event, [consumer], db, SteppingClock())
-    again = await dispatch(event, [consumer], db, SteppingClock())
+    await EventDispatcher(db, SteppingClock(), [consumer]).dispatch(event)
+    again = await EventDispatcher(db, SteppingClock(), [consumer]).dispatch(event)
 
     assert again.duplicates == ["mail"] and again.handled == []
     assert consumer.runs == [event.id]
@@ -99,7 +99,7 @@ async def test_a_failing_consumer_rolls_back_alone_and_only_it_runs_on_retry(
     steady = WritingConsumer("mail", frozenset({ORDER_CREATED}))
     event = order_event()
 
-    first = await dispatch(event, [flaky, steady], db, SteppingClock())
+    first = await EventDispatcher(db, SteppingClock(), [flaky, steady]).dispatch(event)
     assert not first.complete and set(first.failed) == {"webhook"}
     assert isinstance(first.failed["webhook"], ConnectionError)
     assert first.handled == ["mail"]
@@ -107,7 +107,7 @@ async def test_a_failing_consumer_rolls_back_alone_and_only_it_runs_on_retry(
     assert (event.id, "webhook") not in db.processed_events.seen
     assert event.id not in db.outbox.handled  # the relay's net will redeliver it
 
-    second = await dispatch(event, [flaky, steady], db, SteppingClock())
+    second = await EventDispatcher(db, SteppingClock(), [flaky, steady]).dispatch(event)
     assert second.complete and second.handled == ["webhook"] and second.duplicates == ["mail"]
     assert (follow_ups(db, "webhook"), follow_ups(db, "mail")) == (1, 1)
     assert event.id in db.outbox.handled
@@ -116,8 +116,8 @@ async def test_a_failing_consumer_rolls_back_alone_and_only_it_runs_on_retry(
 async def test_consume_once_answers_whether_it_ran(db: FakeUnitOfWorkFactory) -> None:
     consumer = WritingConsumer("mail", frozenset({ORDER_CREATED}))
     event = order_event()
-    assert await consume_once(event, consumer, db) is True
-    assert await consume_once(event, consumer, db) is False
+    assert await EventDispatcher(db, SteppingClock(), []).consume_once(event, consumer) is True
+    assert await EventDispatcher(db, SteppingClock(), []).consume_once(event, consumer) is False
 
 
 def test_the_task_message_round_trips_an_event() -> None:

@@ -10,13 +10,14 @@ import pytest
 
 from backend.domain.events import ORDER_CREATED, ORDER_STATUS_CHANGED
 from backend.domain.orders import Order, OrderStatus
-from backend.domain.ports import UnitOfWork
-from backend.services import orders as orders_service
+from backend.domain.ports import Transaction
 from backend.services import progression
-from backend.services.events import dispatch
-from backend.services.progression import OrderValidationConsumer, WorkflowPolicy
+from backend.services.events import EventDispatcher
+from backend.services.order_workflow import WorkflowPolicy
+from backend.services.progression import Job
 from tests.fakes import FakeUnitOfWorkFactory
 from tests.fakes.orders import FakeStockProducts, SteppingClock, make_product
+from tests.fakes.services import services, validate
 from tests.unit.test_orders_service import P1, P2, place, stock
 
 S = OrderStatus
@@ -48,7 +49,7 @@ def clock() -> SteppingClock:
 async def run(
     name: str, db: FakeUnitOfWorkFactory, clock: SteppingClock, **kw: object
 ) -> progression.JobReport:
-    return await progression.run_workflow_job(name, db, clock, POLICY, **kw)  # type: ignore[arg-type]
+    return await services(db, clock, POLICY).jobs.run(name, **kw)  # type: ignore[arg-type]
 
 
 def status_of(db: FakeUnitOfWorkFactory, order: Order) -> OrderStatus:
@@ -76,7 +77,7 @@ async def test_the_whole_workflow_of_a_small_order_each_step_once(
     assert (await run("complete_processing", db, clock)).moved == 0  # still processing
     clock.advance(seconds=121)
     assert (await run("complete_processing", db, clock)).moved == 1
-    for job in progression.workflow_jobs(POLICY):  # a second pass moves nothing
+    for job in progression.WorkflowJobs.NAMES:  # a second pass moves nothing
         assert (await run(job, db, clock)).moved == 0
 
     assert moves(db, order) == [
@@ -151,20 +152,15 @@ async def test_an_order_moved_by_someone_else_after_the_claim_is_skipped(
     clock.advance(seconds=200)
     await run("validate_pending", db, clock)
 
-    async def claim_then_lose_the_race(uow: UnitOfWork, now, limit):  # type: ignore[no-untyped-def]
+    async def claim_then_lose_the_race(uow: Transaction, now, limit):  # type: ignore[no-untyped-def]
         ids = await uow.orders.claim_ids(S.VALIDATED, limit=limit)
         # The owner cancels the first order between the claim and the move.
         db.orders.rows[first.id] = replace(db.orders.rows[first.id], status=S.CANCELLED)
         return ids
 
-    report = await progression.run_job(
-        "auto_approve",
-        db,
-        clock,
-        POLICY,
-        claim_then_lose_the_race,
-        progression._advance(S.APPROVED),
-    )
+    jobs = services(db, clock, POLICY).jobs
+    racing = Job("auto_approve", claim_then_lose_the_race, jobs.jobs["auto_approve"].move)
+    report = await jobs.run_job(racing)
     assert (report.claimed, report.moved) == (2, 1)
     assert (status_of(db, first), status_of(db, second)) == (S.CANCELLED, S.APPROVED)
 
@@ -174,10 +170,10 @@ async def test_the_validation_consumer_validates_once_per_event(
 ) -> None:
     order = await place(db, clock, (P1, 1))
     created = next(e for e in db.outbox.events if e.type == ORDER_CREATED)
-    consumer = OrderValidationConsumer(clock, POLICY.max_total)
+    dispatcher = EventDispatcher(db, clock, [services(db, clock, POLICY).validation])
 
-    await dispatch(created, [consumer], db, clock)
-    await dispatch(created, [consumer], db, clock)  # redelivered
+    await dispatcher.dispatch(created)
+    await dispatcher.dispatch(created)  # redelivered
 
     assert status_of(db, order) is S.VALIDATED
     assert moves(db, order) == [(None, "pending"), ("pending", "validated")]
@@ -187,10 +183,11 @@ async def test_the_validation_consumer_ignores_an_order_no_longer_pending(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     order = await place(db, clock, (P1, 1))
-    await orders_service.validate_order(db(), order.id, clock=clock, max_total=POLICY.max_total)
+    await validate(db, clock, order.id, POLICY)
     created = next(e for e in db.outbox.events if e.type == ORDER_CREATED)
 
-    report = await dispatch(created, [OrderValidationConsumer(clock, POLICY.max_total)], db, clock)
+    dispatcher = EventDispatcher(db, clock, [services(db, clock, POLICY).validation])
+    report = await dispatcher.dispatch(created)
 
     assert report.handled == ["workflow.validate_order"]
     assert moves(db, order) == [(None, "pending"), ("pending", "validated")]
@@ -228,7 +225,7 @@ async def test_purge_removes_day_old_keys_and_expired_tokens_in_batches(
         db.refresh_tokens.rows[t.id] = t
     commits = db.commits
 
-    report = await progression.purge_expired(db, clock, POLICY)
+    report = await services(db, clock, POLICY).maintenance.purge_expired()
 
     assert (report.idempotency_keys, report.refresh_tokens) == (5, 2)
     assert list(db.idempotency.rows) == [("u", "new")]
@@ -271,3 +268,33 @@ async def test_jobs_that_never_give_stock_back_lock_no_products(
     clock.advance(seconds=121)
     assert (await run("complete_processing", db, clock)).moved == 1
     assert products.lock_calls == []
+
+
+async def test_an_admins_validate_now_goes_through_the_outbox_to_the_consumer(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    """`request_validation` writes `order.validation_requested` (and kicks the relay after
+    the commit); the validation consumer runs it like an `order.created`, once."""
+    from backend.domain.events import ORDER_VALIDATION_REQUESTED
+    from tests.fakes.orders import make_user
+
+    svc = services(db, clock, POLICY)
+    order = await place(db, clock, (P1, 1))
+    await svc.workflow.request_validation(order.id, make_user(ADMIN_ID, admin=True))
+    assert status_of(db, order) is S.PENDING  # nothing validated in the request itself
+    assert svc.relay_kicks == 1
+    requested = [e for e in db.outbox.events if e.type == ORDER_VALIDATION_REQUESTED]
+    assert [e.aggregate_id for e in requested] == [order.id]
+
+    dispatcher = EventDispatcher(db, clock, [svc.validation])
+    report = await dispatcher.dispatch(requested[0])
+    again = await dispatcher.dispatch(requested[0])  # redelivered
+
+    assert (report.handled, again.duplicates) == (["workflow.validate_order"],) * 2
+    assert moves(db, order) == [(None, "pending"), ("pending", "validated")]
+    created = next(e for e in db.outbox.events if e.type == ORDER_CREATED)
+    await dispatcher.dispatch(created)  # the placement's own event: a no-op now
+    assert moves(db, order) == [(None, "pending"), ("pending", "validated")]
+
+
+ADMIN_ID = "ad000000-0000-4000-8000-0000000000ad"

@@ -24,7 +24,6 @@ from backend.api.v1.schemas.orders import (
     ValidationStartedOut,
 )
 from backend.core.metrics import INSUFFICIENT_STOCK
-from backend.domain.errors import DependencyUnavailable
 from backend.domain.orders import (
     InsufficientStock,
     LineRequest,
@@ -34,11 +33,10 @@ from backend.domain.orders import (
     PlaceOrderCommand,
     StoredResponse,
 )
-from backend.services import orders as svc
+from backend.services.orders import Idempotency
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
-VALIDATE_TASK = "orderflow.workflow.validate_order"  # registered by worker/tasks.py
 OrderSort = Literal["created_at", "-created_at", "total", "-total"]
 IdempotencyKey = Annotated[
     str | None,
@@ -103,15 +101,9 @@ async def place_order(
     )
     idempotency = None
     if idempotency_key is not None:
-        wait = container.settings.idempotency_wait_seconds
-        idempotency = svc.Idempotency(idempotency_key, stored_response, wait_seconds=wait)
+        idempotency = Idempotency(idempotency_key, stored_response)
     try:
-        placement = await svc.place_order(
-            container.uow(),
-            command,
-            clock=container.clock,
-            idempotency=idempotency,
-        )
+        placement = await container.orders.place(command, idempotency)
     except InsufficientStock:
         INSUFFICIENT_STOCK.inc()
         raise
@@ -150,7 +142,7 @@ async def list_orders(
         limit=limit,
         offset=offset,
     )
-    page = await svc.list_orders(container.uow(), user, query)
+    page = await container.orders.list(user, query)
     return OrderPageOut(
         items=[OrderOut.of(o) for o in page.items], total=page.total, limit=limit, offset=offset
     )
@@ -169,7 +161,7 @@ async def get_order(
     response: Response,
     if_none_match: IfNoneMatch = None,
 ) -> Any:
-    order = await svc.get_order(container.uow(), str(order_id), user)
+    order = await container.orders.get(str(order_id), user)
     if none_match(if_none_match, order.version):
         return Response(
             status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(order.version)}
@@ -186,7 +178,7 @@ async def get_order(
 async def order_history(
     order_id: uuid.UUID, user: CurrentUser, container: ContainerDep
 ) -> list[HistoryEntryOut]:
-    changes = await svc.order_history(container.uow(), str(order_id), user)
+    changes = await container.orders.history(str(order_id), user)
     return [HistoryEntryOut.of(change) for change in changes]
 
 
@@ -206,13 +198,8 @@ async def update_order(
     if_match: IfMatch = None,
 ) -> OrderOut:
     changes = body.model_dump(include=body.model_fields_set)
-    order = await svc.update_order_details(
-        container.uow(),
-        str(order_id),
-        user,
-        changes,
-        expected_version=if_match_versions(if_match),
-        clock=container.clock,
+    order = await container.orders.update_details(
+        str(order_id), user, changes, expected_version=if_match_versions(if_match)
     )
     return order_response(order, response)
 
@@ -230,12 +217,8 @@ async def cancel_order(
     response: Response,
     body: Annotated[CancelIn | None, Body()] = None,
 ) -> OrderOut:
-    order = await svc.cancel_order(
-        container.uow(),
-        str(order_id),
-        user,
-        clock=container.clock,
-        reason=body.reason if body else None,
+    order = await container.order_workflow.cancel(
+        str(order_id), user, reason=body.reason if body else None
     )
     return order_response(order, response)
 
@@ -249,7 +232,7 @@ async def cancel_order(
 async def approve_order(
     order_id: uuid.UUID, admin: AdminUser, container: ContainerDep, response: Response
 ) -> OrderOut:
-    order = await svc.approve_order(container.uow(), str(order_id), admin, clock=container.clock)
+    order = await container.order_workflow.approve(str(order_id), admin)
     return order_response(order, response)
 
 
@@ -266,13 +249,7 @@ async def reject_order(
     container: ContainerDep,
     response: Response,
 ) -> OrderOut:
-    order = await svc.reject_order(
-        container.uow(),
-        str(order_id),
-        admin,
-        clock=container.clock,
-        reason=body.reason,
-    )
+    order = await container.order_workflow.reject(str(order_id), admin, reason=body.reason)
     return order_response(order, response)
 
 
@@ -286,9 +263,5 @@ async def reject_order(
 async def validate_order(
     order_id: uuid.UUID, admin: AdminUser, container: ContainerDep
 ) -> ValidationStartedOut:
-    order = await svc.request_validation(container.uow(), str(order_id), admin)
-    try:
-        await container.tasks.publish(VALIDATE_TASK, order.id)
-    except Exception as error:
-        raise DependencyUnavailable("broker") from error
+    await container.order_workflow.request_validation(str(order_id), admin)
     return ValidationStartedOut()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
 from types import TracebackType
 from typing import Self
 
@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.core.logging import get_logger
 from backend.domain.errors import DependencyUnavailable, TransactionAborted
-from backend.domain.events import DomainEvent
+from backend.domain.ports import OnCommit
 from backend.infrastructure.db.errors import is_connectivity_error, is_transaction_conflict
 from backend.infrastructure.db.repositories.catalog import SqlProductRepository
 from backend.infrastructure.db.repositories.email import SqlEmailSendRepository
@@ -30,14 +30,26 @@ from backend.infrastructure.db.repositories.users import (
 
 log = get_logger(__name__)
 
-AfterCommit = Callable[[Sequence[DomainEvent]], Awaitable[None]]
+
+async def run_after_commit(callbacks: list[OnCommit]) -> None:
+    """Each callback in turn; a failure is logged and the next one still runs (the commit
+    stands: every callback has a safety net, see `Transaction.on_commit`)."""
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception:
+            log.warning("after_commit_callback_failed", exc_info=True, callback=repr(callback))
 
 
 class SqlUnitOfWork:
-    def __init__(self, engine: AsyncEngine, after_commit: AfterCommit | None = None) -> None:
+    def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._after_commit = after_commit
         self._conn: AsyncConnection | None = None
+        self._on_commit: list[OnCommit] = []
+
+    def on_commit(self, callback: OnCommit) -> None:
+        if callback not in self._on_commit:
+            self._on_commit.append(callback)
 
     async def __aenter__(self) -> Self:
         try:
@@ -69,17 +81,14 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         await self.connection.commit()
-        events = list(self.outbox.added)
-        self.outbox.added.clear()
-        if events and self._after_commit is not None:
-            try:
-                await self._after_commit(events)
-            except Exception:  # the outbox poll is the safety net; never fail a committed change
-                log.warning("after_commit_hook_failed", exc_info=True, events=len(events))
+        callbacks, self._on_commit = self._on_commit, []
+        if callbacks:
+            # Shielded: a request cancelled right after its commit still runs what follows it.
+            await asyncio.shield(run_after_commit(callbacks))
 
     async def rollback(self) -> None:
         await self.connection.rollback()
-        self.outbox.added.clear()
+        self._on_commit.clear()
 
     async def __aexit__(
         self,
@@ -88,6 +97,7 @@ class SqlUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         conn, self._conn = self._conn, None
+        self._on_commit.clear()  # not committed: dropped with the transaction
         if conn is not None:
             try:
                 if conn.in_transaction():

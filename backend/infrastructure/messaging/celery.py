@@ -19,22 +19,12 @@ from celery import Celery
 from celery.signals import before_task_publish, worker_process_init
 from kombu import Queue
 
+from backend.core.tasks import DISPATCH_EVENT, QUEUES, TASK_ROUTES
 from backend.domain.events import OutboxRecord, event_to_message
 from backend.infrastructure.messaging.sqlite_broker import embedded_broker_url
 
 log = structlog.get_logger(__name__)
 
-QUEUES = ("default", "workflow", "notifications")
-# The workflow's own jobs (Beat's progression, validate_order) get a queue of their own, so
-# a burst of events (one dispatch per event, one relay kick per commit) in `default` never
-# delays them: workers take from their queues in turn.
-TASK_ROUTES = {
-    "orderflow.workflow.*": {"queue": "workflow"},
-    "orderflow.outbox.*": {"queue": "default"},
-    "orderflow.events.*": {"queue": "default"},
-    "orderflow.notifications.*": {"queue": "notifications"},
-}
-DISPATCH_EVENT_TASK = "orderflow.events.dispatch"
 # Longer than any task may run (hard limit below), so a slow task is never re-delivered
 # to a second worker while the first still holds it.
 VISIBILITY_TIMEOUT = 3600
@@ -167,7 +157,7 @@ class CeleryEventPublisher:
             with self._app.producer_or_acquire() as producer:  # one connection per batch
                 for record in records:
                     self._app.send_task(
-                        DISPATCH_EVENT_TASK,
+                        DISPATCH_EVENT,
                         args=[event_to_message(record.event)],
                         task_id=record.event.id,
                         producer=producer,

@@ -15,10 +15,6 @@ from backend.infrastructure.db.tables import outbox_events, processed_events
 
 
 class SqlOutboxRepository(SqlRepository):
-    def __init__(self, connection: Any) -> None:
-        super().__init__(connection)
-        self.added: list[DomainEvent] = []
-
     async def add(self, event: DomainEvent) -> None:
         await self._conn.execute(
             insert(outbox_events).values(
@@ -32,7 +28,6 @@ class SqlOutboxRepository(SqlRepository):
                 request_id=_current_request_id(),
             )
         )
-        self.added.append(event)
 
     async def claim_unpublished(self, limit: int) -> Sequence[OutboxRecord]:
         query = (

@@ -1,0 +1,35 @@
+"""The one way a service writes a domain event.
+
+`EventRecorder.record(tx, event)` adds the event to the transaction's outbox and registers
+what follows its commit on the transaction: the business metrics (committed changes only)
+and a kick that asks a worker to relay the outbox now (once per transaction, however many
+events; Beat's poll is the safety net). Nothing of it happens if the transaction rolls
+back. Effects of a use case's own (dropping cached stock, an SSE wake-up) it registers
+itself with `tx.on_commit` (ADR 0014).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from backend.core.metrics import observe_order_events
+from backend.domain.events import DomainEvent
+from backend.domain.ports import OnCommit, Transaction
+
+
+class EventRecorder:
+    def __init__(self, kick_relay: OnCommit) -> None:
+        self._kick_relay = kick_relay
+
+    async def record(self, tx: Transaction, event: DomainEvent) -> None:
+        await tx.outbox.add(event)
+        tx.on_commit(partial(_observe, event))
+        tx.on_commit(self._kick_relay)  # the same callable: registered once per transaction
+
+
+async def _observe(event: DomainEvent) -> None:
+    observe_order_events((event,))
+
+
+async def no_kick() -> None:
+    """For processes that publish nothing (tests, CLI): the outbox poll relays."""
