@@ -438,10 +438,10 @@ async def test_cached_stock_follows_a_rejection_made_outside_the_api(
     client: httpx.AsyncClient, alice: Any
 ) -> None:
     """The worker's path: a system transition through the container's unit of work (no
-    route involved) still drops the cached product, because the after-commit hook does."""
+    route involved) still drops the cached product: the workflow registers the invalidation
+    with the unit of work's `on_commit`."""
     from backend.domain.orders import OrderStatus
     from backend.domain.workflow import Actor
-    from backend.services.orders import transition_order
 
     _, headers = alice
     product = await api_product(client, stock=5)
@@ -449,12 +449,10 @@ async def test_cached_stock_follows_a_rejection_made_outside_the_api(
     order = (await client.post(ORDERS, json=body_of((product.id, 2)), headers=headers)).json()
     assert (await client.get(path)).json()["stock"] == 3  # now cached
     container = client.app.state.container  # type: ignore[attr-defined]
-    await transition_order(
-        container.uow(),
+    await container.order_workflow.transition(
         order["id"],
         OrderStatus.REJECTED,
         actor=Actor.SYSTEM,
         reason="total above the maximum",
-        clock=container.clock,
     )
     assert (await client.get(path)).json()["stock"] == 5

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -13,11 +12,13 @@ import pytest
 from sqlalchemy import update
 
 from backend.domain import workflow
+from backend.domain.events import ORDER_VALIDATION_REQUESTED
 from backend.domain.orders import OrderStatus
 from backend.domain.workflow import Actor
 from backend.infrastructure.db.tables import orders
-from backend.services import orders as svc
+from backend.services.order_workflow import WorkflowPolicy
 from tests.api.test_foundation import assert_problem
+from tests.fakes.services import validate
 from tests.helpers.orders import api_product, api_stock, api_user, body_of, container_of
 
 ORDERS = "/api/v1/orders"
@@ -127,8 +128,8 @@ async def test_history_is_oldest_first_and_starts_with_the_placement(
 ) -> None:
     order, _ = await place(client, people["owner"])
     container = container_of(client)
-    await svc.validate_order(
-        container.uow(), order["id"], clock=container.clock, max_total=Decimal(10**6)
+    await validate(
+        container.uow, container.clock, order["id"], WorkflowPolicy(max_total=Decimal(10**6))
     )
     await client.post(f"{ORDERS}/{order['id']}/approve", headers=people["admin"])
     history = (await client.get(f"{ORDERS}/{order['id']}/history", headers=people["owner"])).json()
@@ -208,28 +209,20 @@ async def test_concurrent_cancel_and_approve_through_the_api(
     assert await api_stock(client, product.id) == (10 if cancel.status_code == 200 else 8)
 
 
-async def test_validate_enqueues_the_validation_task(
+async def test_validate_writes_the_request_to_the_outbox_for_the_validation_consumer(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]]
 ) -> None:
+    """Validate-now goes through the outbox like every validation: the request commits an
+    `order.validation_requested` event (the consumer validates it once it is relayed);
+    nothing is validated in the request itself."""
     order, _ = await place(client, people["owner"])
     response = await client.post(f"{ORDERS}/{order['id']}/validate", headers=people["admin"])
     assert response.status_code == 202
-    celery = container_of(client).celery
-
-    def drain() -> list[tuple[str, list[Any]]]:
-        seen = []
-        with celery.connection_for_read() as conn:
-            queue = conn.SimpleQueue("workflow")
-            while True:
-                try:
-                    message = queue.get(timeout=0.5)
-                except queue.Empty:
-                    break
-                body = message.decode() if isinstance(message.payload, bytes) else message.payload
-                seen.append((message.headers["task"], json.loads(json.dumps(body))[0]))
-                message.ack()
-            queue.close()
-        return seen
-
-    tasks = await asyncio.to_thread(drain)
-    assert ("orderflow.workflow.validate_order", [order["id"]]) in tasks
+    assert response.json() == {"message": "validation started"}
+    container = container_of(client)
+    async with container.uow() as uow:
+        events = await uow.outbox.claim_unpublished(100)
+        current = await uow.orders.get(order["id"])
+    requested = [r.event for r in events if r.event.type == ORDER_VALIDATION_REQUESTED]
+    assert [e.aggregate_id for e in requested] == [order["id"]]
+    assert current is not None and current.status is OrderStatus.PENDING

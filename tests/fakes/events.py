@@ -113,7 +113,8 @@ class FakeProcessedEvents:
 
 
 class FakeEventPublisher:
-    """The relay's `EventPublisher`: a broker that accepts `capacity` messages, then refuses (None: unlimited)."""
+    """The relay's `EventPublisher`: a broker that accepts `capacity` messages, then
+    refuses (None: unlimited)."""
 
     def __init__(self, capacity: int | None = None, crash_after_publish: bool = False) -> None:
         self.capacity = capacity

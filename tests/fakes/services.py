@@ -1,8 +1,11 @@
-"""The order services over the fakes, wired the way the Container wires the real ones."""
+"""The order services wired the way the Container wires them, over any unit-of-work
+factory (the fakes in unit tests, `SqlUnitOfWork` in adapter tests), with a recording cache
+and a counted relay kick in place of the broker."""
 
 from __future__ import annotations
 
 from backend.domain.orders import Order
+from backend.domain.ports import Clock, UnitOfWorkFactory
 from backend.services.event_recorder import EventRecorder
 from backend.services.maintenance import Maintenance
 from backend.services.order_workflow import OrderWorkflow, WorkflowPolicy
@@ -10,7 +13,6 @@ from backend.services.orders import OrderPolicy, OrderService
 from backend.services.progression import OrderValidationConsumer, WorkflowJobs
 from tests.fakes.catalog import RecordingCache
 from tests.fakes.orders import SteppingClock
-from tests.fakes.uow import FakeUnitOfWorkFactory
 
 
 class FakeServices:
@@ -20,9 +22,10 @@ class FakeServices:
 
     def __init__(
         self,
-        db: FakeUnitOfWorkFactory,
-        clock: SteppingClock,
+        db: UnitOfWorkFactory,
+        clock: Clock,
         policy: WorkflowPolicy | None = None,
+        order_policy: OrderPolicy | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -30,7 +33,7 @@ class FakeServices:
         self.cache = RecordingCache()
         self.relay_kicks = 0
         self.events = EventRecorder(self._kick_relay)
-        self.orders = OrderService(db, clock, self.events, self.cache, OrderPolicy())
+        self.orders = OrderService(db, clock, self.events, self.cache, order_policy)
         self.workflow = OrderWorkflow(db, clock, self.events, self.cache, self.policy)
         self.jobs = WorkflowJobs(db, clock, self.workflow)
         self.maintenance = Maintenance(db, clock, self.policy)
@@ -41,15 +44,16 @@ class FakeServices:
 
 
 def services(
-    db: FakeUnitOfWorkFactory,
-    clock: SteppingClock | None = None,
+    db: UnitOfWorkFactory,
+    clock: Clock | None = None,
     policy: WorkflowPolicy | None = None,
+    order_policy: OrderPolicy | None = None,
 ) -> FakeServices:
-    return FakeServices(db, clock or SteppingClock(), policy)
+    return FakeServices(db, clock or SteppingClock(), policy, order_policy)
 
 
 async def validate(
-    db: FakeUnitOfWorkFactory, clock: SteppingClock, order_id: str, policy: WorkflowPolicy
+    db: UnitOfWorkFactory, clock: Clock, order_id: str, policy: WorkflowPolicy
 ) -> Order | None:
     """One validation in a unit of its own, as the validation consumer runs it: the order
     as it is afterwards (None when absent; unchanged when it was not pending)."""

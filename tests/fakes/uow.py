@@ -11,7 +11,6 @@ from types import TracebackType
 from typing import Any, Self
 
 from backend.domain.ports import OnCommit
-
 from tests.fakes.catalog import FakeProductRepository
 from tests.fakes.events import FakeOutbox, FakeProcessedEvents
 from tests.fakes.orders import FakeIdempotencyRepository, FakeOrderRepository

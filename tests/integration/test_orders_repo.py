@@ -30,8 +30,9 @@ from backend.infrastructure.db.tables import (
     outbox_events,
 )
 from backend.infrastructure.db.uow import SqlUnitOfWork
-from backend.services import orders as svc
+from backend.services.order_workflow import WorkflowPolicy
 from tests.fakes.orders import SteppingClock
+from tests.fakes.services import services, validate
 from tests.helpers.orders import order_of, seed_product, seed_user, set_price
 
 CLOCK = SystemClock()
@@ -71,9 +72,8 @@ async def stock_of(engine: AsyncEngine, product_id: str) -> int:
 
 
 async def place(engine: AsyncEngine, user_id: str, *items: tuple[str, int], **kw: Any) -> Any:
-    placement = await svc.place_order(
-        uow_of(engine), order_of(user_id, *items), clock=kw.pop("clock", CLOCK), **kw
-    )
+    svc = services(lambda: uow_of(engine), kw.pop("clock", CLOCK))
+    placement = await svc.orders.place(order_of(user_id, *items), **kw)
     return placement.order
 
 
@@ -84,7 +84,7 @@ async def test_an_order_round_trips_with_exact_decimals_and_utc_times(engine: As
         await set_price(uow, p2.id, "0.01")
         await uow.commit()
     command = order_of(user.id, (p2.id, 7), (p1.id, 3), shipping_address="1 Main St", note="ring")
-    placed = (await svc.place_order(uow_of(engine), command, clock=CLOCK)).order
+    placed = (await services(lambda: uow_of(engine), CLOCK).orders.place(command)).order
     async with uow_of(engine) as uow:
         stored = await uow.orders.get(placed.id)
     assert stored == placed
@@ -123,7 +123,7 @@ async def test_a_short_second_line_reserves_nothing(engine: AsyncEngine) -> None
 async def test_one_outbox_row_per_event(engine: AsyncEngine) -> None:
     user, (product,) = await seed(engine, 5)
     placed = await place(engine, user.id, (product.id, 1))
-    await svc.cancel_order(uow_of(engine), placed.id, user, clock=CLOCK, reason="oops")
+    await services(lambda: uow_of(engine), CLOCK).workflow.cancel(placed.id, user, reason="oops")
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
@@ -153,8 +153,8 @@ async def test_a_placement_failing_after_the_outbox_write_leaves_nothing(
 ) -> None:
     user, (product,) = await seed(engine, 5)
     with pytest.raises(RuntimeError):
-        await svc.place_order(
-            FailingCommit(engine), order_of(user.id, (product.id, 2)), clock=CLOCK
+        await services(lambda: FailingCommit(engine), CLOCK).orders.place(
+            order_of(user.id, (product.id, 2))
         )
     assert await stock_of(engine, product.id) == 5
     for table in (orders, order_lines, order_status_history, outbox_events, idempotency_keys):
@@ -167,7 +167,7 @@ async def test_a_transition_failing_after_the_outbox_write_leaves_nothing(
     user, (product,) = await seed(engine, 5)
     placed = await place(engine, user.id, (product.id, 2))
     with pytest.raises(RuntimeError):
-        await svc.cancel_order(FailingCommit(engine), placed.id, user, clock=CLOCK)
+        await services(lambda: FailingCommit(engine), CLOCK).workflow.cancel(placed.id, user)
     async with uow_of(engine) as uow:
         stored = await uow.orders.get(placed.id)
     assert stored is not None and stored.status is OrderStatus.PENDING and stored.version == 1
@@ -229,7 +229,7 @@ async def test_search_filters_sorts_and_pages(engine: AsyncEngine) -> None:
         placed.append(await place(engine, user.id, (products[0].id, q), clock=clock))
     clock.advance(hours=1)
     foreign = await place(engine, other.id, (products[1].id, 9), clock=clock)
-    await svc.cancel_order(uow_of(engine), placed[1].id, user, clock=clock)
+    await services(lambda: uow_of(engine), clock).workflow.cancel(placed[1].id, user)
 
     async def ids(**kw: Any) -> tuple[list[str], int]:
         async with uow_of(engine) as uow:
@@ -255,8 +255,10 @@ async def test_search_filters_sorts_and_pages(engine: AsyncEngine) -> None:
 async def test_history_is_oldest_first_with_a_null_first_source(engine: AsyncEngine) -> None:
     user, (product,) = await seed(engine, 5)
     placed = await place(engine, user.id, (product.id, 1))
-    await svc.validate_order(uow_of(engine), placed.id, clock=CLOCK, max_total=Decimal("1000"))
-    await svc.cancel_order(uow_of(engine), placed.id, user, clock=CLOCK, reason="late")
+    await validate(
+        lambda: uow_of(engine), CLOCK, placed.id, WorkflowPolicy(max_total=Decimal(1000))
+    )
+    await services(lambda: uow_of(engine), CLOCK).workflow.cancel(placed.id, user, reason="late")
     async with uow_of(engine) as uow:
         history = await uow.orders.history(placed.id)
     assert [(h.from_status, h.to_status, h.actor) for h in history] == [
@@ -372,9 +374,8 @@ async def test_a_rejection_reason_is_stored_whole(engine: AsyncEngine) -> None:
     user, (product,) = await seed(engine, 5)
     placed = await place(engine, user.id, (product.id, 1))
     admin = replace(user, role=Role.ADMIN)
-    rejected = await svc.reject_order(
-        uow_of(engine), placed.id, admin, clock=CLOCK, reason="r" * 500
-    )
+    workflow = services(lambda: uow_of(engine), CLOCK).workflow
+    rejected = await workflow.reject(placed.id, admin, reason="r" * 500)
     async with uow_of(engine) as uow:
         stored = await uow.orders.get(placed.id)
     assert stored == rejected and stored.status_reason == "r" * 500

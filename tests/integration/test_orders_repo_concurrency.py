@@ -28,8 +28,9 @@ from backend.domain.users import Role
 from backend.infrastructure.db.engine import create_engine
 from backend.infrastructure.db.tables import order_lines, order_status_history, orders
 from backend.infrastructure.db.uow import SqlUnitOfWork
-from backend.services import orders as svc
-from backend.services.progression import WorkflowPolicy, run_workflow_job
+from backend.services.order_workflow import WorkflowPolicy
+from backend.services.orders import Idempotency, OrderPolicy
+from tests.fakes.services import FakeServices, services, validate
 from tests.helpers.orders import order_of, seed_product, seed_user
 
 CLOCK = SystemClock()
@@ -50,6 +51,10 @@ async def seed(engine: AsyncEngine, users: int, *stocks: int) -> tuple[list[Any]
     return people, products
 
 
+def sql_services(engine: AsyncEngine, policy: Any = None, **kw: Any) -> FakeServices:
+    return services(lambda: SqlUnitOfWork(engine), CLOCK, policy, **kw)
+
+
 async def stock_of(engine: AsyncEngine, product_id: str) -> int:
     async with SqlUnitOfWork(engine) as uow:
         product = await uow.products.get(product_id)
@@ -64,7 +69,7 @@ async def count(engine: AsyncEngine, table: Any) -> int:
 
 async def attempt(engine: AsyncEngine, command: Any) -> str:
     try:
-        await svc.place_order(SqlUnitOfWork(engine), command, clock=CLOCK)
+        await sql_services(engine).orders.place(command)
     except InsufficientStock:
         return "409"
     return "201"
@@ -117,17 +122,16 @@ async def test_concurrent_cancel_and_approve_exactly_one_wins(engine: AsyncEngin
     admin = replace(admin_row, role=Role.ADMIN)
     winners: Counter[str] = Counter()
     for _ in range(8):
-        placed = await svc.place_order(
-            SqlUnitOfWork(engine), order_of(owner.id, (product.id, 3)), clock=CLOCK
-        )
+        svc = sql_services(engine)
+        placed = await svc.orders.place(order_of(owner.id, (product.id, 3)))
         assert placed.order is not None
         order_id = placed.order.id
-        await svc.validate_order(
-            SqlUnitOfWork(engine), order_id, clock=CLOCK, max_total=Decimal(1000)
+        await validate(
+            lambda: SqlUnitOfWork(engine), CLOCK, order_id, WorkflowPolicy(max_total=Decimal(1000))
         )
         results = await asyncio.gather(
-            svc.cancel_order(SqlUnitOfWork(engine), order_id, owner, clock=CLOCK),
-            svc.approve_order(SqlUnitOfWork(engine), order_id, admin, clock=CLOCK),
+            svc.workflow.cancel(order_id, owner),
+            svc.workflow.approve(order_id, admin),
             return_exceptions=True,
         )
         won = [r for r in results if not isinstance(r, BaseException)]
@@ -152,13 +156,12 @@ def render(order: Any) -> StoredResponse:
 async def test_ten_concurrent_requests_with_one_key_create_one_order(engine: AsyncEngine) -> None:
     (user,), (product,) = await seed(engine, 1, 50)
     command = order_of(user.id, (product.id, 2))
-    idem = svc.Idempotency(key="same-key", render=render, wait_seconds=10)
+    idem = Idempotency(key="same-key", render=render)
+    patient = OrderPolicy(idempotency_wait_seconds=10)
 
     async def one() -> Any:
         try:
-            return await svc.place_order(
-                SqlUnitOfWork(engine), command, clock=CLOCK, idempotency=idem
-            )
+            return await sql_services(engine, order_policy=patient).orders.place(command, idem)
         except IdempotencyInFlight as error:
             return error
 
@@ -187,15 +190,13 @@ async def test_a_rejecting_batch_and_overlapping_placements_never_deadlock(
 
     stale = [overlapping(i) for i in range(60)]
     for command in stale:  # pending orders whose validation never ran
-        await svc.place_order(SqlUnitOfWork(engine), command, clock=CLOCK)
+        await sql_services(engine).orders.place(command)
     fresh = [overlapping(i) for i in range(60)]
     # Every stale order fails validation (total above the maximum) and releases its stock.
     policy = WorkflowPolicy(max_total=Decimal("0.01"), validation_retry_after=timedelta(0))
 
     async def rejecting_batches() -> Any:
-        return await run_workflow_job(
-            "validate_pending", lambda: SqlUnitOfWork(engine), CLOCK, policy
-        )
+        return await sql_services(engine, policy).jobs.run("validate_pending")
 
     async def placements() -> list[str]:
         return list(await asyncio.gather(*(attempt(engine, c) for c in fresh)))

@@ -15,7 +15,7 @@ from backend.domain.events import DomainEvent, OutboxRecord
 from backend.infrastructure.db.engine import create_engine
 from backend.infrastructure.db.tables import outbox_events
 from backend.infrastructure.db.uow import SqlUnitOfWork
-from backend.services.outbox import RelayPolicy, relay_outbox
+from backend.services.outbox import OutboxRelay, RelayPolicy
 from tests.fakes.orders import SteppingClock
 
 
@@ -92,8 +92,8 @@ async def test_two_relays_racing_publish_every_event_exactly_once(database_url: 
             return SqlUnitOfWork(engine)
 
         reports = await asyncio.gather(
-            relay_outbox(factory, SlowPublisher(sent), SteppingClock(), policy),
-            relay_outbox(factory, SlowPublisher(sent), SteppingClock(), policy),
+            OutboxRelay(factory, SlowPublisher(sent), SteppingClock(), policy).relay(),
+            OutboxRelay(factory, SlowPublisher(sent), SteppingClock(), policy).relay(),
         )
 
         assert sorted(sent) == sorted(ids)  # every event, none twice

@@ -19,7 +19,8 @@ from backend.infrastructure.db.tables import (
     refresh_tokens,
 )
 from backend.infrastructure.db.uow import SqlUnitOfWork
-from backend.services.progression import WorkflowPolicy, purge_expired
+from backend.services.maintenance import Maintenance
+from backend.services.order_workflow import WorkflowPolicy
 from tests.fakes.orders import SteppingClock
 from tests.helpers.orders import seed_user
 
@@ -61,9 +62,9 @@ async def test_purge_deletes_only_what_expired(database_url: str) -> None:
                 await uow.idempotency.complete(user.id, key, StoredResponse(201, {}, None))
             await uow.commit()
 
-        report = await purge_expired(
+        report = await Maintenance(
             lambda: SqlUnitOfWork(engine), SteppingClock(NOW), WorkflowPolicy(batch_size=2)
-        )
+        ).purge_expired()
 
         assert (report.refresh_tokens, report.idempotency_keys) == (5, 2)
         async with engine.connect() as conn:
@@ -98,9 +99,9 @@ async def test_purge_deletes_handled_events_past_the_retention_with_their_dedup_
                 assert await uow.processed_events.mark_processed(e.id, "a-consumer")
             await uow.commit()
 
-        report = await purge_expired(
+        report = await Maintenance(
             lambda: SqlUnitOfWork(engine), SteppingClock(NOW), WorkflowPolicy(batch_size=2)
-        )
+        ).purge_expired()
 
         assert report.outbox_events == 3
         async with engine.connect() as conn:

@@ -45,20 +45,30 @@ async def test_a_failure_after_the_outbox_write_rolls_it_back(database_url: str)
         await engine.dispose()
 
 
-async def test_commit_stores_events_and_runs_the_after_commit_hook(database_url: str) -> None:
+async def test_commit_stores_events_then_runs_on_commit_callbacks_once_in_order(
+    database_url: str,
+) -> None:
     engine = create_engine(database_url)
-    seen: list[list[str]] = []
+    seen: list[str] = []
 
-    async def hook(events):  # type: ignore[no-untyped-def]
-        seen.append([e.id for e in events])
+    async def kick() -> None:
+        seen.append("kick")
+
+    async def backlog_after_commit() -> None:  # runs after the commit: the rows are visible
+        async with SqlUnitOfWork(engine) as other:
+            seen.append(f"backlog={(await other.outbox.backlog(datetime.now(UTC)))[0]}")
 
     try:
         first, second = event(1), event(2)
-        async with SqlUnitOfWork(engine, after_commit=hook) as uow:
+        async with SqlUnitOfWork(engine) as uow:
             await uow.outbox.add(first)
+            uow.on_commit(backlog_after_commit)
+            uow.on_commit(kick)
             await uow.outbox.add(second)
+            uow.on_commit(kick)  # the same callable again: still once
+            assert seen == []
             await uow.commit()
-        assert seen == [[first.id, second.id]]
+        assert seen == ["backlog=2", "kick"]
         async with SqlUnitOfWork(engine) as uow:
             claimed = await uow.outbox.claim_unpublished(10)
             assert [r.event.id for r in claimed] == [first.id, second.id]
@@ -75,16 +85,53 @@ async def test_commit_stores_events_and_runs_the_after_commit_hook(database_url:
         await engine.dispose()
 
 
-async def test_a_failing_hook_never_undoes_the_commit(database_url: str) -> None:
+async def test_callbacks_of_a_rolled_back_or_abandoned_unit_never_run(database_url: str) -> None:
     engine = create_engine(database_url)
+    ran: list[str] = []
 
-    async def broken(events):  # type: ignore[no-untyped-def]
-        raise ConnectionError("broker down")
+    def callback(name: str):  # type: ignore[no-untyped-def]
+        async def run() -> None:
+            ran.append(name)
+
+        return run
 
     try:
-        async with SqlUnitOfWork(engine, after_commit=broken) as uow:
-            await uow.outbox.add(event())
+        async with SqlUnitOfWork(engine) as uow:
+            uow.on_commit(callback("rolled back"))
+            await uow.rollback()
+        async with SqlUnitOfWork(engine) as uow:
+            uow.on_commit(callback("abandoned"))  # left without commit
+        with pytest.raises(RuntimeError):
+            async with SqlUnitOfWork(engine) as uow:
+                uow.on_commit(callback("failed"))
+                raise RuntimeError("the use case failed")
+        async with SqlUnitOfWork(engine) as uow:
+            uow.on_commit(callback("committed"))
             await uow.commit()
+        assert ran == ["committed"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failing_callback_never_undoes_the_commit_nor_stops_the_next(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url)
+    ran: list[str] = []
+
+    async def broken() -> None:
+        raise ConnectionError("broker down")
+
+    async def next_one() -> None:
+        ran.append("next")
+
+    try:
+        async with SqlUnitOfWork(engine) as uow:
+            await uow.outbox.add(event())
+            uow.on_commit(broken)
+            uow.on_commit(next_one)
+            await uow.commit()
+        assert ran == ["next"]
         async with SqlUnitOfWork(engine) as uow:
             assert (await uow.outbox.backlog(datetime.now(UTC)))[0] == 1
     finally:

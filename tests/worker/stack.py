@@ -22,7 +22,6 @@ from sqlalchemy.pool import NullPool
 from backend.bootstrap import Container, build_container
 from backend.core.config import Settings
 from backend.infrastructure.db.tables import order_status_history, orders, outbox_events
-from backend.services import orders as orders_service
 from tests.helpers.orders import order_of, seed_product, seed_user
 from tests.support import make_settings, service_url
 from tests.worker.processes import Proc, stack_env, start_beat, start_worker
@@ -108,9 +107,7 @@ async def place_orders(
         command = order_of(user.id, (product.id, quantity))
 
         async def one() -> str:
-            placement = await orders_service.place_order(
-                container.uow(), command, clock=container.clock
-            )
+            placement = await container.orders.place(command)
             assert placement.order is not None
             return placement.order.id
 
