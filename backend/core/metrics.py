@@ -103,9 +103,9 @@ SSE_CONNECTIONS = Gauge(
     multiprocess_mode="livesum",
 )
 
-# --- orders (issue 5) -------------------------------------------------------
-# Counted from committed outbox events (the unit of work's after-commit hook, in the API and
-# the worker alike), so a rolled-back placement or a lost compare-and-set is never counted.
+# --- orders -----------------------------------------------------------------
+# Counted after the commit of each outbox event (the event recorder registers it with
+# `on_commit`), so a rolled-back placement or a lost compare-and-set is never counted.
 ORDERS_CREATED = Counter("orders_created_total", "Orders placed (committed)")
 ORDER_TRANSITIONS = Counter(
     "order_transitions_total",
