@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 async def add_events(stack: Stack, n: int, request_id: str) -> list[str]:
     """Commit `n` order.created events (for orders that do not exist) through a container,
-    as the API does: the commit kicks the relay."""
+    as the services do (`EventRecorder.record`): the commit kicks the relay."""
     structlog.contextvars.bind_contextvars(request_id=request_id)
     try:
         async with stack.container() as container, container.uow() as uow:
@@ -35,7 +35,7 @@ async def add_events(stack: Stack, n: int, request_id: str) -> list[str]:
                 for i in range(n)
             ]
             for event in events:
-                await uow.outbox.add(event)
+                await container.events.record(uow, event)
             await uow.commit()
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
