@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +25,9 @@ from backend.domain.orders import (
     StoredResponse,
 )
 from backend.domain.users import Role, User
+from tests.fakes.clock import SteppingClock
+
+__all__ = ["SteppingClock"]  # the one fake clock lives in tests/fakes/clock.py
 
 
 class _Transactional:
@@ -236,20 +239,6 @@ class FakeIdempotencyRepository(_Transactional):
         for k in old:
             del self.rows[k]
         return len(old)
-
-
-class SteppingClock:
-    """A clock tests move by hand; each reading is later than the previous one."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.current = start or datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        self.current += timedelta(microseconds=1)
-        return self.current
-
-    def advance(self, **delta: float) -> None:
-        self.current += timedelta(**delta)
 
 
 def make_user(user_id: str, *, admin: bool = False) -> User:

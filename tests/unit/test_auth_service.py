@@ -22,6 +22,7 @@ from backend.infrastructure.security.lockout import MemoryLoginAttempts
 from backend.infrastructure.security.tokens import JoseTokenIssuer
 from backend.services.auth import AuthPolicy, AuthService
 from backend.services.users import UserService
+from tests.fakes.clock import SteppingClock
 from tests.fakes.uow import FakeUnitOfWorkFactory
 from tests.fakes.users import FakePasswordHasher
 
@@ -29,22 +30,15 @@ SECRET = "unit-test-secret-that-is-long-enough-0123456789"
 PASSWORD = "correct-horse-9"
 
 
-class ManualClock:
-    def __init__(self) -> None:
-        # Real "now": jose checks `exp` against the real clock.
-        self.current = datetime.now(UTC).replace(microsecond=0)
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
+def manual_clock() -> SteppingClock:
+    # Real "now" (jose checks `exp` against the real clock), standing still until advanced.
+    return SteppingClock(datetime.now(UTC).replace(microsecond=0), step=timedelta(0))
 
 
 class Env:
     def __init__(self) -> None:
         self.db = FakeUnitOfWorkFactory()
-        self.clock = ManualClock()
+        self.clock = manual_clock()
         self.hasher = FakePasswordHasher()
         self.tokens = JoseTokenIssuer(SECRET, 900, self.clock)
         self.monotonic = 1000.0

@@ -10,22 +10,15 @@ import pytest
 
 from backend.domain.users import TokenInvalid
 from backend.infrastructure.security.tokens import JoseTokenIssuer
+from tests.fakes.clock import SteppingClock
 from tests.helpers.auth import forge_token, tamper
 
 SECRET = "unit-test-secret-that-is-long-enough-0123456789"
 
 
-class FixedClock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-
 @pytest.fixture
 def issuer() -> JoseTokenIssuer:
-    return JoseTokenIssuer(SECRET, 900, FixedClock(datetime.now(UTC)))
+    return JoseTokenIssuer(SECRET, 900, fixed_clock(datetime.now(UTC)))
 
 
 def test_issued_access_tokens_round_trip(issuer: JoseTokenIssuer) -> None:
@@ -38,9 +31,13 @@ def test_issued_access_tokens_round_trip(issuer: JoseTokenIssuer) -> None:
     assert issuer.issue_access(user_id).jti != issued.jti
 
 
+def fixed_clock(at: datetime) -> SteppingClock:
+    return SteppingClock(at, step=timedelta(0))
+
+
 BAD_TOKENS = {
     "expired": lambda: (
-        JoseTokenIssuer(SECRET, 900, FixedClock(datetime.now(UTC) - timedelta(hours=1)))
+        JoseTokenIssuer(SECRET, 900, fixed_clock(datetime.now(UTC) - timedelta(hours=1)))
         .issue_access(str(uuid.uuid4()))
         .token
     ),
