@@ -169,6 +169,7 @@ class Container:
 
     async def kick_relay(self) -> None:
         """Best effort: ask a worker to relay the outbox now; Beat's poll is the safety net.
+        The `EventRecorder` registers it with `on_commit` of every unit that wrote events.
         One quick reconnect at most (a request never waits on a dead broker), and a kick
         older than the poll interval is dropped: the poll has covered it by then."""
         try:

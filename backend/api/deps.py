@@ -1,4 +1,5 @@
-"""Typed dependencies: the container, a fresh unit of work per request."""
+"""Typed dependencies: the container and the caller (routes reach the database only through
+the Container's services, ADR 0014)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from fastapi.security import OAuth2PasswordBearer
 from backend.bootstrap import Container
 from backend.core.config import Settings
 from backend.domain.errors import NotAuthenticated, PermissionDenied
-from backend.domain.ports import UnitOfWork
 from backend.domain.users import User
 
 
@@ -32,13 +32,8 @@ async def get_settings_dep(container: Annotated[Container, Depends(get_container
     return container.settings
 
 
-async def get_uow(container: Annotated[Container, Depends(get_container)]) -> UnitOfWork:
-    return container.uow()
-
-
 ContainerDep = Annotated[Container, Depends(get_container)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-UoW = Annotated[UnitOfWork, Depends(get_uow)]
 
 
 # --- identity: who is calling ------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from backend.api.deps import UoW
+from backend.api.deps import ContainerDep
 from backend.domain.errors import TransactionAborted
 from tests.support import make_settings
 
@@ -150,8 +150,8 @@ def probe_router() -> APIRouter:
         raise TransactionAborted("The database aborted this one; send it again.")
 
     @router.get("/_test/data")
-    async def data(uow: UoW) -> dict[str, int]:
-        async with uow:
+    async def data(container: ContainerDep) -> dict[str, int]:
+        async with container.uow() as uow:
             count, _ = await uow.outbox.backlog(
                 __import__("datetime").datetime.now(__import__("datetime").UTC)
             )
