@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-import backend.bootstrap as bootstrap
 from backend.bootstrap import build_container
 from backend.core.config import Settings
+from backend.services.outbox import OutboxRelay
 
 
 async def test_the_backlog_watcher_finishes_its_query_and_returns_when_closed(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = bootstrap.outbox_backlog
+    real = OutboxRelay.backlog
     started, release = asyncio.Event(), asyncio.Event()
     finished: list[tuple[int, float]] = []
 
@@ -32,7 +32,7 @@ async def test_the_backlog_watcher_finishes_its_query_and_returns_when_closed(
         finished.append(result)
         return result
 
-    monkeypatch.setattr(bootstrap, "outbox_backlog", slow_backlog)
+    monkeypatch.setattr(OutboxRelay, "backlog", slow_backlog)
     container = await build_container(settings)
     container.spawn(
         container.watch_outbox_backlog(interval=3600), name="watcher", returns_when_stopping=True
