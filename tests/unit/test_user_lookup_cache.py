@@ -13,14 +13,14 @@ from backend.services.users import UserService
 from tests.fakes.catalog import RecordingCache
 from tests.fakes.uow import FakeUnitOfWorkFactory
 from tests.fakes.users import FakePasswordHasher
-from tests.unit.test_auth_service import PASSWORD, SECRET, ManualClock
+from tests.unit.test_auth_service import PASSWORD, SECRET, manual_clock
 
 
 class Env:
     def __init__(self) -> None:
         self.db = FakeUnitOfWorkFactory()
         self.cache = RecordingCache()
-        clock = ManualClock()
+        clock = manual_clock()
         self.tokens = JoseTokenIssuer(SECRET, 900, clock)
         attempts = MemoryLoginAttempts(5, 900, 900, timer=lambda: 0.0)
         self.auth = AuthService(
