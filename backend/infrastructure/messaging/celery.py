@@ -21,6 +21,7 @@ from kombu import Queue
 
 from backend.core.tasks import DISPATCH_EVENT, QUEUES, TASK_ROUTES
 from backend.domain.events import OutboxRecord, event_to_message
+from backend.infrastructure.messaging.redis_transport import guard_collected_transport
 from backend.infrastructure.messaging.sqlite_broker import embedded_broker_url
 
 log = structlog.get_logger(__name__)
@@ -67,6 +68,8 @@ def _prepare_sqlite_broker(broker_url: str) -> None:
 def make_celery(broker_url: str, *, always_eager: bool = False, key_prefix: str = "") -> Celery:
     if broker_url.startswith("sqla+sqlite:///"):
         _prepare_sqlite_broker(broker_url)
+    if broker_url.startswith(("redis://", "rediss://")):
+        guard_collected_transport()  # a lost Redis must not kill the worker (ADR 0017)
     app = Celery("orderflow", broker=embedded_broker_url(broker_url), set_as_current=False)
     app.conf.update(
         task_serializer="json",
