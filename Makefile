@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format typecheck contracts migrate check-migrations bench up down clean screenshots
+.PHONY: help install run test test-faults lint format typecheck contracts migrate check-migrations bench up down clean screenshots
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,8 +23,11 @@ install: $(STAMP) ## create .venv and install the project with its dev tools
 run: $(STAMP) ## migrate, then serve the API with a Celery worker and Beat (embedded mode unless DATABASE_URL/REDIS_URL are set)
 	$(PY) -m backend run
 
-test: $(STAMP) ## run the test suite (PostgreSQL/Redis tests need TEST_DATABASE_URL/TEST_REDIS_URL)
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: $(STAMP) ## run the test suite but the fault suite (PostgreSQL/Redis tests need TEST_DATABASE_URL/TEST_REDIS_URL)
+	$(PY) -m pytest -m "not faults" $(PYTEST_ARGS)
+
+test-faults: $(STAMP) ## the fault suite: the stack against a PostgreSQL (initdb, pg_ctl) and a redis-server it starts, stops and kills
+	$(PY) -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check), mypy, import-linter
 	$(VENV)/bin/ruff check .

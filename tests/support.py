@@ -6,7 +6,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -21,7 +21,11 @@ def service_url(env_var: str, what: str) -> str:
     url = os.environ.get(env_var)
     if url:
         return url
-    message = f"{env_var} is not set: this test needs a real {what}"
+    skip_unless_allowed(f"{env_var} is not set: this test needs a real {what}")
+
+
+def skip_unless_allowed(message: str) -> NoReturn:
+    """A visible skip, or a failure under REQUIRE_SERVICES=1 (CI)."""
     if os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(f"{message} (REQUIRE_SERVICES=1 forbids skipping)")
     pytest.skip(message)
