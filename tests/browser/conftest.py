@@ -44,7 +44,10 @@ def _unavailable(message: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in this thread
+# while it is open, and every asyncio test collected after the browser tests would fail with
+# "Runner.run() cannot be called from a running event loop".
+@pytest.fixture(scope="module")
 def playwright_browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
