@@ -1,5 +1,40 @@
 // Small shared components: messages, busy buttons, pagination, status badges.
-import { html, useRef, useState } from "./lib.js";
+import { api } from "./api.js";
+import { html, useEffect, useRef, useState } from "./lib.js";
+
+/** GET `path` now and whenever it or one of `deps` changes; `reload()` asks again. An answer
+ * that arrives after a newer request was made is dropped (typing in a search box). */
+export function useFetch(path, deps = []) {
+  const [data, setData] = useState(null);
+  const [error, setError] = useState(null);
+  const [version, setVersion] = useState(0);
+  useEffect(() => {
+    let current = true;
+    api("GET", path)
+      .then((answer) => {
+        if (!current) return;
+        setData(answer);
+        setError(null);
+      })
+      .catch((failure) => current && setError({ kind: "error", text: failure.message }));
+    return () => {
+      current = false;
+    };
+  }, [path, version, ...deps]);
+  return { data, error, reload: () => setVersion((v) => v + 1) };
+}
+
+/** A counter that grows every `ms` (never when `ms` is 0): for views of other people's data
+ * (the approval queue, webhook deliveries), which the caller's own stream does not announce. */
+export function useRefresh(ms = 3000) {
+  const [count, setCount] = useState(0);
+  useEffect(() => {
+    if (!ms) return undefined;
+    const timer = setInterval(() => setCount((c) => c + 1), ms);
+    return () => clearInterval(timer);
+  }, [ms]);
+  return count;
+}
 
 export function Message({ message }) {
   if (!message) return null;

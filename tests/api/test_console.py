@@ -94,3 +94,14 @@ async def test_the_console_files_spend_no_rate_limit_budget(
         assert (await client.get("/api/v1/products")).status_code == 200
         limited = await client.get("/api/v1/products")
         assert_problem(limited, 429, "quota-exceeded")
+
+
+async def test_the_page_only_answers_reads(client: httpx.AsyncClient) -> None:
+    response = await client.post("/")
+    assert_problem(response, 405, "method-not-allowed")
+    assert "GET" in response.headers["allow"]
+
+
+async def test_a_folder_of_the_console_is_not_listed(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/console/"), 404, "not-found")
+    assert_problem(await client.get("/console/vendor/"), 404, "not-found")

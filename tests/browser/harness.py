@@ -4,8 +4,10 @@ CSP violations are collected and must stay empty), a seeding client, screenshots
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,8 @@ class Seeder:
 
 
 def screenshot(page: Any, name: str, directory: Path) -> None:
+    """Save the screen, once it passes the accessibility audit."""
+    assert audit_accessibility(page) == [], (name, audit_accessibility(page))
     page.screenshot(path=str(directory / f"{name}.png"), full_page=True)
 
 
@@ -141,3 +145,38 @@ def screenshots_dir(tmp_dir: Path) -> Path:
     directory = SCREENSHOTS_DIR if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_dir
     directory.mkdir(parents=True, exist_ok=True)
     return directory
+
+
+# Labels and contrast, audited in the page (see the script's comment).
+A11Y_AUDIT = (Path(__file__).parent / "a11y_audit.js").read_text()
+
+
+def audit_accessibility(page: Any) -> list[str]:
+    return list(page.evaluate(A11Y_AUDIT))
+
+
+class Receiver:
+    """A webhook target on loopback: answers 204 and keeps each request's headers."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, str]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received.append({k.lower(): v for k, v in self.headers.items()})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/orders"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,8 +1,8 @@
 // Admin: create products, edit them (If-Match on the version), adjust stock, deactivate.
 import { api, query } from "../api.js";
 import { money } from "../format.js";
-import { html, useEffect, useState } from "../lib.js";
-import { ActionButton, Field, Message, Pager, reporter } from "../ui.js";
+import { html, useState } from "../lib.js";
+import { ActionButton, Field, Message, Pager, reporter, useFetch } from "../ui.js";
 
 const EMPTY = { sku: "", name: "", description: "", price: "", stock: "0" };
 
@@ -105,15 +105,8 @@ function ProductRow({ product, onChanged }) {
 export function AdminProductsView() {
   const [q, setQ] = useState("");
   const [offset, setOffset] = useState(0);
-  const [page, setPage] = useState(null);
-  const [message, setMessage] = useState(null);
-  const [version, setVersion] = useState(0);
-  useEffect(() => {
-    api("GET", `/products${query({ q: q.trim(), include_inactive: "true", limit: 20, offset, sort: "-created_at" })}`)
-      .then(setPage)
-      .catch((error) => setMessage({ kind: "error", text: error.message }));
-  }, [q, offset, version]);
-  const changed = () => setVersion(version + 1);
+  const params = { q: q.trim(), include_inactive: "true", limit: 20, offset, sort: "-created_at" };
+  const { data: page, error, reload: changed } = useFetch(`/products${query(params)}`);
   return html`<section aria-labelledby="admin-products-title">
     <h1 id="admin-products-title">Products (admin)</h1>
     <${CreateProduct} onCreated=${changed} />
@@ -121,7 +114,7 @@ export function AdminProductsView() {
       <label for="admin-product-search">Search</label>
       <input id="admin-product-search" type="search" value=${q} onInput=${(e) => { setQ(e.currentTarget.value); setOffset(0); }} />
     </div></div>
-    <${Message} message=${message} />
+    <${Message} message=${error} />
     ${page && html`<ul class="list">${page.items.map((p) => html`<${ProductRow} key=${`${p.id}-${p.version}`} product=${p} onChanged=${changed} />`)}</ul>`}
     <${Pager} page=${page} onOffset=${setOffset} />
   </section>`;

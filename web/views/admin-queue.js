@@ -2,8 +2,8 @@
 // (orders at most AUTO_APPROVE_MAX_TOTAL are approved by Beat after the grace period).
 import { api, query } from "../api.js";
 import { money, shortId, when } from "../format.js";
-import { html, useEffect, useState } from "../lib.js";
-import { ActionButton, Message, Pager } from "../ui.js";
+import { html, useState } from "../lib.js";
+import { ActionButton, Message, Pager, useFetch, useRefresh } from "../ui.js";
 
 function QueueRow({ order, onDecided }) {
   const [reason, setReason] = useState("");
@@ -35,23 +35,19 @@ function QueueRow({ order, onDecided }) {
 }
 
 export function AdminQueueView({ tick }) {
+  const refresh = useRefresh();
   const [offset, setOffset] = useState(0);
-  const [page, setPage] = useState(null);
   const [message, setMessage] = useState(null);
-  const [version, setVersion] = useState(0);
-  useEffect(() => {
-    api("GET", `/orders${query({ status: "validated", sort: "-total", limit: 20, offset })}`)
-      .then(setPage)
-      .catch((error) => setMessage({ kind: "error", text: error.message }));
-  }, [offset, tick, version]);
+  const params = { status: "validated", sort: "-total", limit: 20, offset };
+  const { data: page, error, reload } = useFetch(`/orders${query(params)}`, [tick, refresh]);
   const decided = (text) => {
     setMessage({ kind: "ok", text });
-    setVersion(version + 1);
+    reload();
   };
   return html`<section aria-labelledby="queue-title">
     <h1 id="queue-title">Approval queue</h1>
     <p class="muted">Validated orders waiting for an administrator, largest first.</p>
-    <${Message} message=${message} />
+    <${Message} message=${error || message} />
     ${page && page.items.length === 0 && html`<p>The queue is empty.</p>`}
     ${page && html`<ul class="list">${page.items.map((o) => html`<${QueueRow} key=${o.id} order=${o} onDecided=${decided} />`)}</ul>`}
     <${Pager} page=${page} onOffset=${setOffset} />

@@ -1,25 +1,19 @@
 // Admin: find users, deactivate or reactivate them, promote or demote.
 import { api, query } from "../api.js";
 import { when } from "../format.js";
-import { html, useEffect, useState } from "../lib.js";
-import { ActionButton, Message, Pager } from "../ui.js";
+import { html, useState } from "../lib.js";
+import { ActionButton, Message, Pager, useFetch } from "../ui.js";
 
 export function AdminUsersView({ user: me }) {
   const [q, setQ] = useState("");
   const [offset, setOffset] = useState(0);
-  const [page, setPage] = useState(null);
   const [message, setMessage] = useState(null);
-  const [version, setVersion] = useState(0);
-  useEffect(() => {
-    api("GET", `/users${query({ q: q.trim(), limit: 20, offset })}`)
-      .then(setPage)
-      .catch((error) => setMessage({ kind: "error", text: error.message }));
-  }, [q, offset, version]);
+  const { data: page, error, reload } = useFetch(`/users${query({ q: q.trim(), limit: 20, offset })}`);
   async function change(user, body, text) {
     try {
       await api("PATCH", `/users/${user.id}`, { body });
       setMessage({ kind: "ok", text: `${user.email}: ${text}.` });
-      setVersion(version + 1);
+      reload();
     } catch (error) {
       setMessage({ kind: "error", text: error.message });
     }
@@ -30,7 +24,7 @@ export function AdminUsersView({ user: me }) {
       <label for="user-search">Search by email or name</label>
       <input id="user-search" type="search" value=${q} onInput=${(e) => { setQ(e.currentTarget.value); setOffset(0); }} />
     </div></div>
-    <${Message} message=${message} />
+    <${Message} message=${error || message} />
     ${page && html`<table>
       <caption class="visually-hidden">Users</caption>
       <thead><tr><th scope="col">Email</th><th scope="col">Name</th><th scope="col">Role</th>

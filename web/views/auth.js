@@ -14,22 +14,30 @@ function useForm(initial) {
   return [values, bind];
 }
 
-export function LoginView({ onSignedIn }) {
-  const [values, bind] = useForm({ email: "", password: "" });
+/** A form's submit handler around `action`: busy while it runs, its failure as a message. */
+function useSubmit(action) {
   const [message, setMessage] = useState(null);
   const [busy, setBusy] = useState(false);
   async function submit(event) {
     event.preventDefault();
     setBusy(true);
     try {
-      await login(values.email, values.password);
-      await onSignedIn();
+      await action();
     } catch (error) {
       setMessage({ kind: "error", text: error.message });
     } finally {
       setBusy(false);
     }
   }
+  return { submit, busy, message };
+}
+
+export function LoginView({ onSignedIn }) {
+  const [values, bind] = useForm({ email: "", password: "" });
+  const { submit, busy, message } = useSubmit(async () => {
+    await login(values.email, values.password);
+    await onSignedIn();
+  });
   return html`<section class="panel narrow" aria-labelledby="login-title">
     <h1 id="login-title">Log in</h1>
     <form onSubmit=${submit}>
@@ -48,23 +56,13 @@ export function LoginView({ onSignedIn }) {
 
 export function RegisterView({ onSignedIn }) {
   const [values, bind] = useForm({ email: "", password: "", full_name: "" });
-  const [message, setMessage] = useState(null);
-  const [busy, setBusy] = useState(false);
-  async function submit(event) {
-    event.preventDefault();
-    setBusy(true);
-    try {
-      const body = { email: values.email, password: values.password };
-      if (values.full_name.trim()) body.full_name = values.full_name.trim();
-      await api("POST", "/auth/register", { body });
-      await login(values.email, values.password);
-      await onSignedIn();
-    } catch (error) {
-      setMessage({ kind: "error", text: error.message });
-    } finally {
-      setBusy(false);
-    }
-  }
+  const { submit, busy, message } = useSubmit(async () => {
+    const body = { email: values.email, password: values.password };
+    if (values.full_name.trim()) body.full_name = values.full_name.trim();
+    await api("POST", "/auth/register", { body });
+    await login(values.email, values.password);
+    await onSignedIn();
+  });
   return html`<section class="panel narrow" aria-labelledby="register-title">
     <h1 id="register-title">Create an account</h1>
     <form onSubmit=${submit}>

@@ -1,10 +1,19 @@
 // Browse and search the catalogue; add products to the cart.
-import { api, query } from "../api.js";
+import { query } from "../api.js";
 import { money } from "../format.js";
 import { html, useEffect, useState } from "../lib.js";
-import { Message, Pager } from "../ui.js";
+import { Message, Pager, useFetch } from "../ui.js";
 
 const PAGE_SIZE = 12;
+
+function useDebounced(value, ms) {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(timer);
+  }, [value, ms]);
+  return settled;
+}
 
 function ProductCard({ product, inCart, onAdd }) {
   const [quantity, setQuantity] = useState(1);
@@ -29,24 +38,16 @@ function ProductCard({ product, inCart, onAdd }) {
 
 export function CatalogueView({ cart, setCart }) {
   const [filters, setFilters] = useState({ q: "", in_stock: false, sort: "name", offset: 0 });
-  const [page, setPage] = useState(null);
   const [message, setMessage] = useState(null);
-
-  useEffect(() => {
-    const params = {
-      q: filters.q.trim(),
-      in_stock: filters.in_stock ? "true" : "",
-      sort: filters.sort,
-      limit: PAGE_SIZE,
-      offset: filters.offset,
-    };
-    const timer = setTimeout(() => {
-      api("GET", `/products${query(params)}`)
-        .then(setPage)
-        .catch((error) => setMessage({ kind: "error", text: error.message }));
-    }, 200); // typing in the search box asks once it pauses
-    return () => clearTimeout(timer);
-  }, [filters]);
+  const search = useDebounced(filters.q.trim(), 200); // typing asks once it pauses
+  const params = {
+    q: search,
+    in_stock: filters.in_stock ? "true" : "",
+    sort: filters.sort,
+    limit: PAGE_SIZE,
+    offset: filters.offset,
+  };
+  const { data: page, error } = useFetch(`/products${query(params)}`);
 
   function add(product, quantity) {
     const line = cart[product.id];
@@ -79,7 +80,7 @@ export function CatalogueView({ cart, setCart }) {
         <label for="product-in-stock">In stock only</label>
       </div>
     </form>
-    <${Message} message=${message} />
+    <${Message} message=${error || message} />
     ${page && page.items.length === 0 && html`<p>No product matches.</p>`}
     ${page && html`<ul class="grid" aria-label="Products">
       ${page.items.map(

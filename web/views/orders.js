@@ -2,20 +2,16 @@
 // its lines, its history as a timeline, and cancellation while the workflow allows it.
 import { api, query } from "../api.js";
 import { CANCELLABLE, money, shortId, when } from "../format.js";
-import { html, useEffect, useState } from "../lib.js";
-import { ActionButton, Field, Message, Pager, StatusBadge } from "../ui.js";
+import { html, useState } from "../lib.js";
+import { ActionButton, Field, Message, Pager, StatusBadge, useFetch, useRefresh } from "../ui.js";
 
 const STATUSES = ["pending", "validated", "approved", "processing", "completed", "rejected", "cancelled"];
 
-export function OrdersView({ tick }) {
+export function OrdersView({ user, tick }) {
+  // An admin sees everyone's orders; their own stream announces only their own.
+  const refresh = useRefresh(user.role === "admin" ? 3000 : 0);
   const [filters, setFilters] = useState({ status: "", offset: 0 });
-  const [page, setPage] = useState(null);
-  const [message, setMessage] = useState(null);
-  useEffect(() => {
-    api("GET", `/orders${query({ ...filters, limit: 20 })}`)
-      .then(setPage)
-      .catch((error) => setMessage({ kind: "error", text: error.message }));
-  }, [filters, tick]);
+  const { data: page, error } = useFetch(`/orders${query({ ...filters, limit: 20 })}`, [tick, refresh]);
 
   return html`<section aria-labelledby="orders-title">
     <h1 id="orders-title">Orders</h1>
@@ -29,7 +25,7 @@ export function OrdersView({ tick }) {
         </select>
       </div>
     </div>
-    <${Message} message=${message} />
+    <${Message} message=${error} />
     ${page && page.items.length === 0 && html`<p>No orders yet. <a href="#/products">Browse the products</a>.</p>`}
     ${page && page.items.length > 0 && html`<table class="orders">
       <caption class="visually-hidden">Orders, newest first</caption>
@@ -81,19 +77,9 @@ function CancelForm({ order, onDone }) {
 }
 
 export function OrderView({ id, tick }) {
-  const [order, setOrder] = useState(null);
-  const [history, setHistory] = useState([]);
-  const [message, setMessage] = useState(null);
-  const [version, setVersion] = useState(0);
-  useEffect(() => {
-    Promise.all([api("GET", `/orders/${id}`), api("GET", `/orders/${id}/history`)])
-      .then(([o, h]) => {
-        setOrder(o);
-        setHistory(h);
-      })
-      .catch((error) => setMessage({ kind: "error", text: error.message }));
-  }, [id, tick, version]);
-  if (!order) return html`<section><h1>Order</h1><${Message} message=${message} /></section>`;
+  const { data: order, error, reload } = useFetch(`/orders/${id}`, [tick]);
+  const { data: history, reload: reloadHistory } = useFetch(`/orders/${id}/history`, [tick]);
+  if (!order) return html`<section><h1>Order</h1><${Message} message=${error} /></section>`;
   return html`<section aria-labelledby="order-title" data-order-id=${order.id}>
     <h1 id="order-title">Order #${shortId(order.id)} <${StatusBadge} status=${order.status} /></h1>
     <p class="muted">Placed ${when(order.created_at)}; last change ${when(order.updated_at)}.</p>
@@ -110,9 +96,12 @@ export function OrderView({ id, tick }) {
     ${order.shipping_address && html`<p>Ship to: ${order.shipping_address}</p>`}
     ${order.note && html`<p>Note: ${order.note}</p>`}
     <h2>History</h2>
-    <${Timeline} history=${history} />
-    ${CANCELLABLE.has(order.status) && html`<${CancelForm} order=${order} onDone=${() => setVersion(version + 1)} />`}
-    <${Message} message=${message} />
+    <${Timeline} history=${history || []} />
+    ${CANCELLABLE.has(order.status) && html`<${CancelForm} order=${order} onDone=${() => {
+      reload();
+      reloadHistory();
+    }} />`}
+    <${Message} message=${error} />
     <p><a href="#/orders">All orders</a></p>
   </section>`;
 }
