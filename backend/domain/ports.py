@@ -119,6 +119,11 @@ class UnitOfWork(Transaction, Protocol):
     """One transaction that its opener owns: nothing is stored unless `commit()` is awaited
     inside the `async with` block; leaving the block without it rolls back."""
 
+    def read_only(self) -> Self:
+        """Declare, before entering, that this unit only reads (it may then skip the
+        transaction; `commit()` is an error)."""
+        ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(

@@ -197,7 +197,7 @@ class AuthService:
         return user
 
     async def _load_user(self, user_id: str) -> User | None:
-        async with self._uow() as uow:
+        async with self._uow().read_only() as uow:
             return await uow.users.get(user_id)
 
     async def _forget_user(self, user_id: str) -> None:

@@ -30,6 +30,10 @@ class FakeUnitOfWork:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
+    def read_only(self) -> Self:
+        self._store.read_only_units += 1
+        return self
+
     async def __aenter__(self) -> Self:
         self.committed = False
         for repo in self._transactional():
@@ -82,6 +86,7 @@ class FakeUnitOfWorkFactory:
         self.products = FakeProductRepository()
         self.commits = 0
         self.callback_errors: list[Exception] = []
+        self.read_only_units = 0
 
     def __call__(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)

@@ -46,15 +46,28 @@ class SqlUnitOfWork:
         self._engine = engine
         self._conn: AsyncConnection | None = None
         self._on_commit: list[OnCommit] = []
+        self._reads_only = False
 
     def on_commit(self, callback: OnCommit) -> None:
         if callback not in self._on_commit:
             self._on_commit.append(callback)
 
+    def read_only(self) -> Self:
+        """This unit only reads: on PostgreSQL its statements run without a transaction (no
+        BEGIN and ROLLBACK round trips), each seeing what was committed when it ran. For a
+        read whose rows do not change under it in a way the caller cares about (one row,
+        or rows written once). SQLite units stay transactions (the engine's BEGIN IMMEDIATE
+        needs the driver's settings untouched). docs/adr/0019."""
+        self._reads_only = True
+        return self
+
     async def __aenter__(self) -> Self:
         try:
             self._conn = await self._engine.connect()
-            await self._conn.begin()
+            if self._reads_only and self._engine.dialect.name == "postgresql":
+                await self._conn.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                await self._conn.begin()
         except Exception as error:
             if self._conn is not None:
                 await self._conn.close()
@@ -80,6 +93,8 @@ class SqlUnitOfWork:
         return self._conn
 
     async def commit(self) -> None:
+        if self._reads_only:
+            raise RuntimeError("a read-only unit of work has nothing to commit")
         await self.connection.commit()
         callbacks, self._on_commit = self._on_commit, []
         if callbacks:
