@@ -40,6 +40,7 @@ from backend.infrastructure.messaging.celery import (
     CeleryTaskPublisher,
     make_celery,
 )
+from backend.infrastructure.messaging.kicks import DebouncedKick
 from backend.infrastructure.observability import metrics_exposition
 from backend.infrastructure.ratelimit import RateLimiter, build_rate_limiter
 from backend.infrastructure.security import build_login_attempts
@@ -192,7 +193,13 @@ class Container:
     @cached_property
     def events(self) -> EventRecorder:
         """How every service writes an event: outbox row, metrics and relay kick on commit."""
-        return EventRecorder(self.kick_relay)
+        return EventRecorder(self.relay_kicks)
+
+    @cached_property
+    def relay_kicks(self) -> DebouncedKick:
+        """`kick_relay`, at most once per KICK_INTERVAL however many commits ask: one broker
+        message then stands for a burst of placements (docs/adr/0019)."""
+        return DebouncedKick(self.kick_relay)
 
     @cached_property
     def orders(self) -> OrderService:
@@ -312,6 +319,8 @@ class Container:
             self.passwords.close()
         if "cache" in self.__dict__:
             await self.cache.aclose()
+        if "relay_kicks" in self.__dict__:
+            await self.relay_kicks.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

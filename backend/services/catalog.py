@@ -99,7 +99,7 @@ class CatalogService:
         return product
 
     async def _load(self, product_id: str) -> Product | None:
-        async with self._uow() as uow:
+        async with self._uow().read_only() as uow:  # one row: no transaction needed
             return await uow.products.get(product_id)
 
     async def list(self, query: ProductQuery) -> ProductPage:

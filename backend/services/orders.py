@@ -182,7 +182,9 @@ class OrderService:
 
     # ------------------------------------------------------------------ reads
     async def get(self, order_id: str, requester: User) -> Order:
-        async with self._uow() as tx:
+        # Read-only: the order row and its lines (written once, with the order) need no
+        # common snapshot, so no transaction round trips (docs/adr/0019).
+        async with self._uow().read_only() as tx:
             return await visible_order(tx, order_id, requester)
 
     async def list(self, requester: User, query: OrderQuery) -> OrderPage:
