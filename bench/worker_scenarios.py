@@ -13,14 +13,13 @@ import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from backend.core.tasks import HEARTBEAT, START_PROCESSING
+from backend.core.tasks import RELAY_OUTBOX as RELAY
 from backend.infrastructure.messaging.celery import make_celery
 from bench.fixtures import plain_dsn
 from bench.results import Result, Target
 from bench.servers import Stack
 
-HEARTBEAT = "orderflow.heartbeat"
-RELAY = "orderflow.outbox.relay"
-START_PROCESSING = "orderflow.workflow.start_processing"
 BATCH = 200
 
 
