@@ -159,6 +159,7 @@ def many_connections(http: Http) -> Result:
 
 # --------------------------------------------------------------------------- 7. event loop
 SAMPLE_INTERVAL = 0.01
+SETTLE = 5.0
 
 
 def health_latencies(base_url: str, seconds: float) -> list[float]:
@@ -186,6 +187,7 @@ def health_during_logins(http: Http, clients: int = 20) -> Result:
     seconds = max(3, http.plan.seconds * 2)
     body = f'{{"email":"{http.email}","password":"{PASSWORD}"}}'
     logins = Load(method="POST", path="/api/v1/auth/login", body=body, connections=clients)
+    time.sleep(SETTLE)  # the previous scenario's last requests are still being answered
     health_latencies(http.api.base_url, 0.5)  # warm up
     idle = health_latencies(http.api.base_url, seconds)
     busy: list[float] = []
