@@ -119,8 +119,20 @@ class SqlOrderRepository(SqlRepository):
         )
 
     async def get(self, order_id: str) -> Order | None:
-        found = await self._load(select(orders).where(orders.c.id == order_id))
-        return found[0] if found else None
+        # One round trip, the order joined with its lines: this is the whole database work
+        # of the owner's GET /orders/{id} (docs/adr/0019).
+        line = order_lines.c
+        columns = (line.line_no, line.product_id, line.sku, line.product_name, line.unit_price)
+        statement = (
+            select(orders, *columns, line.quantity)
+            .outerjoin(order_lines, line.order_id == orders.c.id)
+            .where(orders.c.id == order_id)
+            .order_by(line.line_no)
+        )
+        rows = (await self._conn.execute(statement)).all()
+        if not rows:
+            return None
+        return _order(rows[0], [_line(row) for row in rows if row.line_no is not None])
 
     async def get_many(self, order_ids: Sequence[str]) -> dict[str, Order]:
         if not order_ids:
