@@ -265,6 +265,18 @@ class OrderRepository(Protocol):
         AND status = :expected`; False when another transaction moved it first."""
         ...
 
+    async def compare_and_set_statuses(
+        self,
+        order_ids: Sequence[str],
+        *,
+        expected: OrderStatus,
+        target: OrderStatus,
+        reason: str | None,
+        at: datetime,
+    ) -> set[str]:
+        """`compare_and_set_status` for many orders at once (one statement); the ids moved."""
+        ...
+
     async def update_details(
         self,
         order_id: str,
@@ -278,6 +290,8 @@ class OrderRepository(Protocol):
         ...
 
     async def add_history(self, change: OrderStatusChange) -> None: ...
+
+    async def add_history_many(self, changes: Sequence[OrderStatusChange]) -> None: ...
 
     async def history(self, order_id: str) -> list[OrderStatusChange]:
         """Oldest first."""

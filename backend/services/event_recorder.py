@@ -10,6 +10,7 @@ itself with `tx.on_commit` (ADR 0014).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
 from backend.core.metrics import observe_order_events
@@ -23,12 +24,20 @@ class EventRecorder:
 
     async def record(self, tx: Transaction, event: DomainEvent) -> None:
         await tx.outbox.add(event)
-        tx.on_commit(partial(_observe, event))
+        tx.on_commit(partial(_observe, (event,)))
         tx.on_commit(self._kick_relay)  # the same callable: registered once per transaction
 
+    async def record_many(self, tx: Transaction, events: Sequence[DomainEvent]) -> None:
+        """`record` for a batch: one outbox write, one metrics callback, one kick."""
+        if not events:
+            return
+        await tx.outbox.add_many(events)
+        tx.on_commit(partial(_observe, tuple(events)))
+        tx.on_commit(self._kick_relay)
 
-async def _observe(event: DomainEvent) -> None:
-    observe_order_events((event,))
+
+async def _observe(events: Sequence[DomainEvent]) -> None:
+    observe_order_events(events)
 
 
 async def no_kick() -> None:

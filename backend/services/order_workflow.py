@@ -9,6 +9,7 @@ consumer's dispatch), so they cannot commit (ADR 0014).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -192,6 +193,39 @@ class OrderWorkflow:
         except Conflict:  # IllegalTransition included: cancelled or moved meanwhile
             return None
 
+    async def system_transitions(
+        self, tx: Transaction, orders: Sequence[Order], target: OrderStatus, now: datetime
+    ) -> list[Order]:
+        """`system_transition` for a batch, in a few statements instead of three per order:
+        one compare-and-set UPDATE per starting status, one history insert, one outbox
+        insert. The orders must be locked by the caller (a job's claim), so the CAS only
+        skips what another writer moved before the lock; an order the system may not move
+        to `target` is skipped. Edges that give stock back need `apply_transition`."""
+        by_status: dict[OrderStatus, list[Order]] = {}
+        for order in orders:
+            transition = workflow.transition_for(order.status, target)
+            if transition is None or Actor.SYSTEM not in transition.actors:
+                continue
+            if transition.releases_stock:
+                raise ValueError(f"{order.status} -> {target} releases stock: move one by one")
+            by_status.setdefault(order.status, []).append(order)
+        moved: list[Order] = []
+        changes: list[OrderStatusChange] = []
+        events: list[DomainEvent] = []
+        for status, group in by_status.items():
+            ids = await tx.orders.compare_and_set_statuses(
+                [o.id for o in group], expected=status, target=target, reason=None, at=now
+            )
+            for order in (o for o in group if o.id in ids):
+                after = order.moved_to(target, reason=None, at=now)
+                change, event = _change_and_event(order, after, Actor.SYSTEM, None, now)
+                changes.append(change)
+                events.append(event)
+                moved.append(after)
+        await tx.orders.add_history_many(changes)
+        await self._events.record_many(tx, events)
+        return moved
+
     async def validate_in(self, tx: Transaction, order: Order, now: datetime) -> Order | None:
         """PRODUCT.md's validation in `tx` (the Beat safety net and the consumer alike):
         validated, or rejected with the reason (the transition releases the stock); None
@@ -218,25 +252,32 @@ class OrderWorkflow:
         actor_id: str | None,
         now: datetime,
     ) -> None:
-        await tx.orders.add_history(
-            OrderStatusChange(
-                order_id=after.id,
-                from_status=before.status,
-                to_status=after.status,
-                actor=actor,
-                actor_id=actor_id,
-                reason=after.status_reason,
-                at=now,
-            )
-        )
-        event = DomainEvent(
-            type=ORDER_STATUS_CHANGED,
-            aggregate_type="order",
-            aggregate_id=after.id,
-            payload=changed_payload(before, after, actor, actor_id),
-            occurred_at=now,
-        )
+        change, event = _change_and_event(before, after, actor, actor_id, now)
+        await tx.orders.add_history(change)
         await self._events.record(tx, event)
+
+
+def _change_and_event(
+    before: Order, after: Order, actor: Actor, actor_id: str | None, now: datetime
+) -> tuple[OrderStatusChange, DomainEvent]:
+    """The history entry and the `order.status_changed` event of one move."""
+    change = OrderStatusChange(
+        order_id=after.id,
+        from_status=before.status,
+        to_status=after.status,
+        actor=actor,
+        actor_id=actor_id,
+        reason=after.status_reason,
+        at=now,
+    )
+    event = DomainEvent(
+        type=ORDER_STATUS_CHANGED,
+        aggregate_type="order",
+        aggregate_id=after.id,
+        payload=changed_payload(before, after, actor, actor_id),
+        occurred_at=now,
+    )
+    return change, event
 
 
 async def validation_failure(tx: Transaction, order: Order, max_total: Decimal) -> str | None:

@@ -42,6 +42,9 @@ class Job:
     claim: Claim
     move: Move
     releases_stock: bool = False  # a move may give stock back (a rejection)
+    # Every claimed order goes to this status and gives no stock back: the batch moves them
+    # together (`OrderWorkflow.system_transitions`) instead of one `move` each.
+    target: OrderStatus | None = None
 
 
 def _claim(
@@ -98,12 +101,19 @@ class WorkflowJobs:
                     max_total=policy.auto_approve_max_total,
                 ),
                 self._advance(S.APPROVED),
+                target=S.APPROVED,
             ),
-            Job("start_processing", _claim(S.APPROVED), self._advance(S.PROCESSING)),
+            Job(
+                "start_processing",
+                _claim(S.APPROVED),
+                self._advance(S.PROCESSING),
+                target=S.PROCESSING,
+            ),
             Job(
                 "complete_processing",
                 _claim(S.PROCESSING, updated_age=policy.processing_time),
                 self._advance(S.COMPLETED),
+                target=S.COMPLETED,
             ),
         )
         return {job.name: job for job in jobs}
@@ -139,11 +149,15 @@ class WorkflowJobs:
                     [line.product_id for order in loaded.values() for line in order.lines]
                 )
             moved: list[Order] = []
-            for order_id in ids:
-                order = loaded.get(order_id)
-                after = await job.move(tx, order, now) if order is not None else None
-                if after is not None:
-                    moved.append(after)
+            if job.target is not None:
+                claimed = [loaded[order_id] for order_id in ids if order_id in loaded]
+                moved = await self._workflow.system_transitions(tx, claimed, job.target, now)
+            else:
+                for order_id in ids:
+                    order = loaded.get(order_id)
+                    after = await job.move(tx, order, now) if order is not None else None
+                    if after is not None:
+                        moved.append(after)
             await tx.commit()
         report.claimed += len(ids)
         report.moved += len(moved)

@@ -18,6 +18,9 @@ class FakeOutbox:
     async def add(self, event: DomainEvent) -> None:
         self.pending.append(event)
 
+    async def add_many(self, events: Sequence[DomainEvent]) -> None:
+        self.pending.extend(events)
+
     def _begin(self) -> None:
         self._snapshot = (dict(self.rows), dict(self.handled))
 

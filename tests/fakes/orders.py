@@ -184,6 +184,25 @@ class FakeOrderRepository(_Transactional):
     async def add_history(self, change: OrderStatusChange) -> None:
         self.changes.append(change)
 
+    async def add_history_many(self, changes: Sequence[OrderStatusChange]) -> None:
+        self.changes.extend(changes)
+
+    async def compare_and_set_statuses(
+        self,
+        order_ids: Sequence[str],
+        *,
+        expected: OrderStatus,
+        target: OrderStatus,
+        reason: str | None,
+        at: datetime,
+    ) -> set[str]:
+        moved = set()
+        for order_id in order_ids:
+            cas = self.compare_and_set_status
+            if await cas(order_id, expected=expected, target=target, reason=reason, at=at):
+                moved.add(order_id)
+        return moved
+
     async def history(self, order_id: str) -> list[OrderStatusChange]:
         return [c for c in self.changes if c.order_id == order_id]
 

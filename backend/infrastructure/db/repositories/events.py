@@ -16,18 +16,26 @@ from backend.infrastructure.db.tables import outbox_events, processed_events
 
 class SqlOutboxRepository(SqlRepository):
     async def add(self, event: DomainEvent) -> None:
-        await self._conn.execute(
-            insert(outbox_events).values(
-                id=event.id,
-                type=event.type,
-                aggregate_type=event.aggregate_type,
-                aggregate_id=event.aggregate_id,
-                payload=event.payload,
-                created_at=event.occurred_at,
-                attempts=0,
-                request_id=_current_request_id(),
-            )
-        )
+        await self.add_many([event])
+
+    async def add_many(self, events: Sequence[DomainEvent]) -> None:
+        if not events:
+            return
+        request_id = _current_request_id()
+        rows = [
+            {
+                "id": event.id,
+                "type": event.type,
+                "aggregate_type": event.aggregate_type,
+                "aggregate_id": event.aggregate_id,
+                "payload": event.payload,
+                "created_at": event.occurred_at,
+                "attempts": 0,
+                "request_id": request_id,
+            }
+            for event in events
+        ]
+        await self._conn.execute(insert(outbox_events), rows)  # one executemany
 
     async def claim_unpublished(self, limit: int) -> Sequence[OutboxRecord]:
         query = (

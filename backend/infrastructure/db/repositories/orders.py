@@ -72,6 +72,18 @@ def _order(row: Any, lines: Sequence[OrderLine]) -> Order:
     )
 
 
+def _history_row(change: OrderStatusChange) -> dict[str, Any]:
+    return {
+        "order_id": change.order_id,
+        "from_status": change.from_status.value if change.from_status else None,
+        "to_status": change.to_status.value,
+        "actor": change.actor,
+        "actor_id": change.actor_id,
+        "reason": change.reason,
+        "at": change.at,
+    }
+
+
 def _filters(query: OrderQuery) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if query.user_id is not None:
@@ -196,6 +208,31 @@ class SqlOrderRepository(SqlRepository):
         )
         return result.rowcount == 1
 
+    async def compare_and_set_statuses(
+        self,
+        order_ids: Sequence[str],
+        *,
+        expected: OrderStatus,
+        target: OrderStatus,
+        reason: str | None,
+        at: datetime,
+    ) -> set[str]:
+        """`compare_and_set_status` for many orders in one statement: the ids it moved."""
+        if not order_ids:
+            return set()
+        result = await self._conn.execute(
+            update(orders)
+            .where(orders.c.id.in_(list(order_ids)), orders.c.status == expected.value)
+            .values(
+                status=target.value,
+                status_reason=reason,
+                version=orders.c.version + 1,
+                updated_at=at,
+            )
+            .returning(orders.c.id)
+        )
+        return set(result.scalars())
+
     async def update_details(
         self,
         order_id: str,
@@ -216,17 +253,13 @@ class SqlOrderRepository(SqlRepository):
         return result.rowcount == 1
 
     async def add_history(self, change: OrderStatusChange) -> None:
-        await self._conn.execute(
-            insert(order_status_history).values(
-                order_id=change.order_id,
-                from_status=change.from_status.value if change.from_status else None,
-                to_status=change.to_status.value,
-                actor=change.actor,
-                actor_id=change.actor_id,
-                reason=change.reason,
-                at=change.at,
+        await self.add_history_many([change])
+
+    async def add_history_many(self, changes: Sequence[OrderStatusChange]) -> None:
+        if changes:  # one executemany: the driver sends the rows together
+            await self._conn.execute(
+                insert(order_status_history), [_history_row(c) for c in changes]
             )
-        )
 
     async def history(self, order_id: str) -> list[OrderStatusChange]:
         rows = await self._conn.execute(
