@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -140,6 +141,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("scenarios", nargs="*", choices=[[], *EVERY], help="default: all")
     chosen = parser.parse_args().scenarios or EVERY
+    # Stopped early (Ctrl-C, or SIGTERM; a background job ignores SIGINT): the servers are
+    # stopped, the database dropped and the Redis keys deleted on the way out.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("make bench: stopped"))
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
     timing, work = plan(quick)
     wrk = Wrk(ensure_wrk(), choose_cores())
