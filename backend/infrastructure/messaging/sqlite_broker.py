@@ -10,6 +10,12 @@ The stock transport also keeps every message it hands out, marked `visible = fal
 never reads it again (it does not restore the messages of a dead worker either: ADR 0004),
 so the table would grow by every relay kick and Beat tick, forever. Every `SWEEP_EVERY`
 takes, a channel deletes the taken rows.
+
+It creates a missing queue row with an insert guarded by a thread lock only: when the worker
+and Beat of one start declare a queue at the same moment, the slower process's insert fails
+with an IntegrityError that kombu lets escape without rolling its session back, and every
+later publish on that channel fails ("channel disconnected"): Beat then scheduled nothing
+until it was restarted. The slower process now rolls back and reads the row the other wrote.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import structlog
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport.sqlalchemy import Channel as SqlAlchemyChannel
 from kombu.transport.sqlalchemy import Transport as SqlAlchemyTransport
+from sqlalchemy.exc import IntegrityError
 
 ALIAS = "oflite"  # a URL scheme prefix: `oflite+sqlite:///path/to/broker.sqlite`
 POLLING_INTERVAL = 0.1
@@ -30,6 +37,13 @@ log = structlog.get_logger(__name__)
 
 class Channel(SqlAlchemyChannel):
     _taken = 0
+
+    def _get_or_create(self, queue: Any) -> Any:
+        try:
+            return super()._get_or_create(queue)
+        except IntegrityError:  # another process created it between our read and our insert
+            self.session.rollback()
+            return self.session.query(self.queue_cls).filter(self.queue_cls.name == queue).one()
 
     def _get(self, queue: Any, timeout: Any = None) -> Any:
         payload = super()._get(queue)  # raises Empty when there is nothing to take
