@@ -176,7 +176,7 @@ def _items(n: int, quantity: int = 1) -> list[dict[str, Any]]:
         ({"items": _items(51)}, ["body", "items"], "too_long"),
         ({"items": _items(1, 0)}, ["body", "items", 0, "quantity"], "greater_than_equal"),
         ({"items": _items(1, 1001)}, ["body", "items", 0, "quantity"], "less_than_equal"),
-        ({"items": _items(1, "two")}, ["body", "items", 0, "quantity"], "int_parsing"),
+        ({"items": _items(1, "two")}, ["body", "items", 0, "quantity"], "int_type"),
         (
             {"items": [{"product_id": "nope", "quantity": 1}]},
             ["body", "items", 0, "product_id"],

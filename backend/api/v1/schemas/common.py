@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 # JSON Schema (ECMA-262 and Python `re` alike): no NUL anywhere, and, for text that is
@@ -23,6 +31,21 @@ def no_nul(value: str) -> str:
 # Metadata for `Annotated[str, ...]`: the check, and the pattern the document shows.
 NUL_FREE = (AfterValidator(no_nul), Field(json_schema_extra={"pattern": NO_NUL_PATTERN}))
 NOT_BLANK = (AfterValidator(no_nul), Field(json_schema_extra={"pattern": NOT_BLANK_PATTERN}))
+
+
+def json_integer(value: Any) -> Any:
+    """A JSON number with no fraction, as JSON Schema's `integer` means: not `true`, not
+    `"5"` (lax pydantic took both), while `5.0` is still 5."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+# Body fields take what the document says and nothing more. INTEGER goes after the field's
+# Field(...) in `Annotated[int, Field(...), INTEGER]` (before it, the bounds would leave the
+# document as `ge`/`le` instead of minimum/maximum); booleans are only true and false.
+INTEGER = BeforeValidator(json_integer)
+JsonBool = StrictBool
 
 
 class StrictModel(BaseModel):

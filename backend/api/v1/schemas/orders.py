@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from backend.api.v1.schemas.common import NOT_BLANK, NUL_FREE, PartialUpdate, StrictModel
+from backend.api.v1.schemas.common import INTEGER, NOT_BLANK, NUL_FREE, PartialUpdate, StrictModel
 from backend.domain.orders import (
     MAX_LINES,
     MAX_QUANTITY,
@@ -75,7 +75,7 @@ Reason = Annotated[
 
 class OrderItemIn(StrictModel):
     product_id: uuid.UUID
-    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY), INTEGER]
 
 
 def _each_product_once(items: list[OrderItemIn]) -> list[OrderItemIn]:

@@ -23,7 +23,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from backend.api.v1.schemas.common import NOT_BLANK, NUL_FREE, PartialUpdate, StrictModel
+from backend.api.v1.schemas.common import (
+    INTEGER,
+    NOT_BLANK,
+    NUL_FREE,
+    JsonBool,
+    PartialUpdate,
+    StrictModel,
+)
 from backend.domain.catalog import (
     MAX_DESCRIPTION,
     MAX_NAME,
@@ -80,7 +87,7 @@ Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME), *NOT_BLANK
 ]
 Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION), *NUL_FREE]
-Stock = Annotated[int, Field(ge=0, le=MAX_STOCK, description="Available quantity.")]
+Stock = Annotated[int, Field(ge=0, le=MAX_STOCK, description="Available quantity."), INTEGER]
 
 
 class ProductCreateIn(StrictModel):
@@ -98,7 +105,7 @@ class ProductUpdateIn(PartialUpdate):
     name: Name | None = None
     description: Description | None = None
     price: PriceIn | None = None
-    is_active: bool | None = None
+    is_active: JsonBool | None = None
 
     def changes(self) -> ProductChanges:
         return ProductChanges(
@@ -120,6 +127,7 @@ class StockAdjustmentIn(StrictModel):
             examples=[-3, 25],
             json_schema_extra={"not": {"const": 0}},
         ),
+        INTEGER,
     ]
     reason: Annotated[
         str,

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from backend.api.v1.schemas.common import NOT_BLANK, PartialUpdate, StrictModel
+from backend.api.v1.schemas.common import NOT_BLANK, JsonBool, PartialUpdate, StrictModel
 from backend.domain.users import PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS, Role, User
 
 
@@ -110,5 +110,5 @@ class PasswordChangeIn(StrictModel):
 
 
 class AdminUserUpdateIn(PartialUpdate):
-    is_active: bool | None = None
+    is_active: JsonBool | None = None
     role: Role | None = None
