@@ -5,7 +5,8 @@ One reading of the conditional headers for every resource (RFC 9110 section 13.1
   does; a list matches any of its tags; `*` is no condition. A tag we never issued (or a
   malformed header) matches nothing, so the write is refused 412 like a stale one.
 - `If-None-Match` (reads) uses the weak comparison: `"3"` and `W/"3"` both match version 3;
-  `*` matches anything that exists.
+  `*` matches anything that exists. A malformed one is refused 400: a cache that sends one
+  has a bug, and answering 200 would hide it.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from typing import Annotated, Any
 
 from fastapi import Header
 
+from backend.domain.errors import DomainError
+
 _TAG = re.compile(r'^\s*(W/)?"([^"]*)"\s*$')
-# What the document says a client sends (a malformed value is still answered, with 412).
+# What the document says a client sends (a malformed If-Match is answered 412, a malformed
+# If-None-Match 400).
 _TAG_GRAMMAR = r'(W/)?"[\x21\x23-\x7e]*"'
 CONDITION_PATTERN = rf"^\s*(\*|{_TAG_GRAMMAR}(\s*,\s*{_TAG_GRAMMAR})*)\s*$"
+_CONDITION = re.compile(CONDITION_PATTERN)
 
 
 def etag(version: int) -> str:
@@ -45,6 +50,10 @@ def none_match(if_none_match: str | None, version: int) -> bool:
     """True when `If-None-Match` names the current version: answer 304."""
     if if_none_match is None:
         return False
+    if _CONDITION.match(if_none_match) is None:
+        raise DomainError(
+            'If-None-Match must be "*" or a list of entity tags such as "3" or W/"3".'
+        )
     if if_none_match.strip() == "*":
         return True
     current = str(version)
@@ -65,7 +74,10 @@ IfMatch = Annotated[
         ),
     ),
 ]
-_IF_NONE_MATCH = 'The ETag you hold (`"3"`, or `W/"3"`): 304 without a body if still current.'
+_IF_NONE_MATCH = (
+    'The ETag you hold (`"3"`, or `W/"3"`): 304 without a body if still current; a value '
+    "that is not a list of entity tags is refused 400."
+)
 IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", **_header_doc(_IF_NONE_MATCH))]
 # The same parameter, for a route that reads the header itself (`openapi_extra=`).
 IF_NONE_MATCH_DOC: dict[str, Any] = {

@@ -285,6 +285,8 @@ async def test_etag_and_if_none_match(client: httpx.AsyncClient, alice: Any) -> 
     for held in ('W/"1"', '"7", "1"', "*"):
         matched = await client.get(path, headers={**headers, "If-None-Match": held})
         assert matched.status_code == 304, held
+    malformed = await client.get(path, headers={**headers, "If-None-Match": "1"})
+    assert "If-None-Match" in assert_problem(malformed, 400, "bad-request")["detail"]
 
 
 async def test_listing_filters_sorts_and_pages(client: httpx.AsyncClient) -> None:

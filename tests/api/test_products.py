@@ -187,6 +187,18 @@ async def test_if_none_match_gives_304_while_the_version_holds(
     assert changed.json()["name"] == "New"
 
 
+@pytest.mark.parametrize("header", ["2", "null", '"1" "2"', "W/2"])
+async def test_a_malformed_if_none_match_is_a_400(
+    client: httpx.AsyncClient, admin: dict[str, str], header: str
+) -> None:
+    """Not a list of entity tags: refused as the document says, not answered 200 (a cache
+    sending it has a bug that a silent 200 would hide)."""
+    product = await create(client, admin)
+    response = await client.get(f"{PRODUCTS}/{product['id']}", headers={"If-None-Match": header})
+    body = assert_problem(response, 400, "bad-request")
+    assert "If-None-Match" in body["detail"]
+
+
 # --------------------------------------------------------------------------- update and delete
 async def test_patch_changes_fields_and_moves_the_version(
     client: httpx.AsyncClient, admin: dict[str, str]

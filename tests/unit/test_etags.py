@@ -7,6 +7,7 @@ import re
 import pytest
 
 from backend.api.etags import CONDITION_PATTERN, etag, if_match_versions, none_match
+from backend.domain.errors import DomainError, ErrorKind
 
 
 @pytest.mark.parametrize(
@@ -39,11 +40,17 @@ def test_if_match_is_a_set_of_strong_versions(
         ('W/"3"', True),  # weak comparison
         ('"1", W/"3"', True),
         ('"4"', False),
-        ("3", False),
     ],
 )
 def test_if_none_match_compares_weakly(header: str | None, matches: bool) -> None:
     assert none_match(header, 3) is matches
+
+
+@pytest.mark.parametrize("header", ["3", "null", '"1" "2"', "", '"a"b"', "W/3"])
+def test_a_malformed_if_none_match_is_refused(header: str) -> None:
+    with pytest.raises(DomainError) as refused:
+        none_match(header, 3)
+    assert refused.value.kind is ErrorKind.BAD_REQUEST
 
 
 def test_the_documented_pattern_admits_what_we_issue_and_lists_of_it() -> None:

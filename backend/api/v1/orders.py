@@ -152,7 +152,7 @@ async def list_orders(
     "/{order_id}",
     response_model=OrderOut,
     summary="One order (yours, or any for admins), with its ETag",
-    responses={**problems(401, 404, 422), 304: {"description": "`If-None-Match` matched"}},
+    responses={**problems(400, 401, 404, 422), 304: {"description": "`If-None-Match` matched"}},
 )
 async def get_order(
     order_id: uuid.UUID,

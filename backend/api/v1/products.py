@@ -125,7 +125,7 @@ async def list_products(
     responses={
         200: {"headers": ETAG_HEADER},
         304: {"description": "Not modified: the `If-None-Match` ETag is current"},
-        **problems(401, 404, 422),
+        **problems(400, 401, 404, 422),
     },
     openapi_extra=IF_NONE_MATCH_DOC,
 )
