@@ -202,6 +202,7 @@ def outbox_dispatch(stack: Stack, broker: Broker, port: int, work: Workload) -> 
         work.events,
         work.window,
     )
+    broker.app.control.purge()  # heartbeats the window cut off would queue ahead of the relay
     execute(stack.database_url, "DELETE FROM outbox_events")
     payload = {"from_status": "approved", "to_status": "processing", "status": "processing"}
     execute(stack.database_url, STATUS_EVENTS, work.events, json.dumps(payload))
