@@ -26,11 +26,12 @@ from backend.core.metrics import (
     OUTBOX_PENDING,
     READINESS_CHECKS,
 )
-from backend.core.tasks import RELAY_OUTBOX
+from backend.core.tasks import DELIVER_WEBHOOKS, RELAY_OUTBOX
 from backend.domain.clock import SystemClock
 from backend.domain.errors import DomainError
 from backend.domain.ports import Clock
 from backend.domain.users import LoginAttempts
+from backend.domain.webhooks import RetryPolicy
 from backend.infrastructure import health
 from backend.infrastructure.cache import TieredCache, build_cache
 from backend.infrastructure.db.engine import create_engine
@@ -46,6 +47,10 @@ from backend.infrastructure.ratelimit import RateLimiter, build_rate_limiter
 from backend.infrastructure.security import build_login_attempts
 from backend.infrastructure.security.passwords import BcryptHasher
 from backend.infrastructure.security.tokens import JoseTokenIssuer
+from backend.infrastructure.webhooks.cipher import FernetSecretCipher
+from backend.infrastructure.webhooks.sender import HttpxWebhookSender
+from backend.infrastructure.webhooks.signing import StandardWebhooksSigner
+from backend.infrastructure.webhooks.targets import AddressGuard
 from backend.services.auth import AuthPolicy, AuthService
 from backend.services.catalog import CatalogService
 from backend.services.event_recorder import EventRecorder
@@ -56,6 +61,8 @@ from backend.services.orders import OrderPolicy, OrderService
 from backend.services.outbox import OutboxRelay, RelayPolicy
 from backend.services.progression import OrderValidationConsumer, WorkflowJobs
 from backend.services.users import UserService
+from backend.services.webhook_delivery import WebhookDeliverer
+from backend.services.webhooks import WebhookAdmin, WebhookConsumer, WebhookPolicy
 
 log = get_logger(__name__)
 
@@ -104,11 +111,11 @@ class Container:
     # event loop, a driver's connection would be dropped instead of returned).
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _graceful: list[asyncio.Task[Any]] = field(default_factory=list)
-    _kick_failing: bool = False
+    _kick_failing: set[str] = field(default_factory=set)  # task names whose kick is failing
 
     def uow(self) -> SqlUnitOfWork:
         """The unit-of-work factory every service holds (ADR 0014)."""
-        return SqlUnitOfWork(self.engine)
+        return SqlUnitOfWork(self.engine, self.webhook_cipher)
 
     # --- catalogue --------------------------------------------------------------------
     @cached_property
@@ -170,24 +177,31 @@ class Container:
 
     async def kick_relay(self) -> None:
         """Best effort: ask a worker to relay the outbox now; Beat's poll is the safety net.
-        The `EventRecorder` registers it with `on_commit` of every unit that wrote events.
-        One quick reconnect at most (a request never waits on a dead broker), and a kick
+        The `EventRecorder` registers it with `on_commit` of every unit that wrote events."""
+        await self._kick(RELAY_OUTBOX, self.settings.outbox_poll_interval)
+
+    async def kick_webhooks(self) -> None:
+        """Best effort: ask a worker to send due webhook deliveries now (Beat polls too)."""
+        await self._kick(DELIVER_WEBHOOKS, self.settings.webhook_poll_interval)
+
+    async def _kick(self, task: str, expires: float) -> None:
+        """One quick reconnect at most (a request never waits on a dead broker), and a kick
         older than the poll interval is dropped: the poll has covered it by then."""
         try:
             await self.tasks.publish(
-                RELAY_OUTBOX,
-                expires=self.settings.outbox_poll_interval,
+                task,
+                expires=expires,
                 retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.1},
             )
-        except Exception as error:  # the broker is down: the events wait in the outbox
+        except Exception as error:  # the broker is down: the work waits in the database
             DEPENDENCY_ERRORS.labels(dependency="broker").inc()
-            if not self._kick_failing:  # one line per outage, not one traceback per request
-                log.warning("relay_kick_failed", error=f"{type(error).__name__}: {error}")
-            self._kick_failing = True
+            if task not in self._kick_failing:  # one line per outage, not one per request
+                log.warning("kick_failed", task=task, error=f"{type(error).__name__}: {error}")
+            self._kick_failing.add(task)
         else:
-            if self._kick_failing:
-                log.info("relay_kick_recovered")
-            self._kick_failing = False
+            if task in self._kick_failing:
+                log.info("kick_recovered", task=task)
+            self._kick_failing.discard(task)
 
     # --- orders and the workflow ------------------------------------------------------
     @cached_property
@@ -251,7 +265,60 @@ class Container:
 
     def event_consumers(self) -> tuple[EventConsumer, ...]:
         """Every consumer of relayed events; each area adds its own here (one line)."""
-        return (OrderValidationConsumer(self.order_workflow, self.clock),)
+        return (
+            OrderValidationConsumer(self.order_workflow, self.clock),
+            WebhookConsumer(self.clock, self.webhook_policy(), self.kick_webhooks),
+        )
+
+    # --- webhooks (ADR 0016) -------------------------------------------------------------
+    @cached_property
+    def webhook_cipher(self) -> FernetSecretCipher:
+        return FernetSecretCipher(self.settings.webhook_key)
+
+    @cached_property
+    def webhook_guard(self) -> AddressGuard:
+        return AddressGuard(allow_private=self.settings.webhook_allow_private_targets)
+
+    @cached_property
+    def webhook_sender(self) -> HttpxWebhookSender:
+        s = self.settings
+        return HttpxWebhookSender(
+            self.webhook_guard,
+            connect_timeout=s.webhook_connect_timeout,
+            total_timeout=s.webhook_timeout,
+        )
+
+    def webhook_policy(self) -> WebhookPolicy:
+        s = self.settings
+        return WebhookPolicy(
+            retry=RetryPolicy(
+                max_attempts=s.webhook_max_attempts,
+                base_delay=timedelta(seconds=s.webhook_backoff_base),
+                factor=s.webhook_backoff_factor,
+                max_delay=timedelta(seconds=s.webhook_backoff_max),
+            ),
+            secret_overlap=timedelta(seconds=s.webhook_secret_overlap),
+            disable_after=timedelta(seconds=s.webhook_disable_after),
+            concurrency=s.webhook_concurrency,
+            per_endpoint=s.webhook_per_endpoint_concurrency,
+            lease=timedelta(seconds=s.webhook_timeout * 4),
+        )
+
+    @cached_property
+    def webhooks(self) -> WebhookAdmin:
+        return WebhookAdmin(
+            self.uow, self.clock, self.webhook_policy(), self.webhook_guard, self.kick_webhooks
+        )
+
+    @cached_property
+    def webhook_deliverer(self) -> WebhookDeliverer:
+        return WebhookDeliverer(
+            self.uow,
+            self.clock,
+            self.webhook_policy(),
+            self.webhook_sender,
+            StandardWebhooksSigner(),
+        )
 
     @cached_property
     def event_dispatcher(self) -> EventDispatcher:
@@ -313,6 +380,8 @@ class Container:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.http.aclose()
+        if "webhook_sender" in self.__dict__:
+            await self.webhook_sender.aclose()
         if self.rate_limiter is not None:
             await self.rate_limiter.aclose()
         if "passwords" in self.__dict__:

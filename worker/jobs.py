@@ -72,6 +72,14 @@ async def purge_expired(c: Container) -> dict[str, Any]:
     return counts
 
 
+async def deliver_webhooks(c: Container) -> dict[str, Any]:
+    """Also kicked after each commit that made deliveries due (`Container.kick_webhooks`)."""
+    run = await c.webhook_deliverer.deliver_due()
+    if run.sent:
+        log.info("webhooks_delivered", **run.outcomes)
+    return dict(run.outcomes)
+
+
 def _progression(s: Settings) -> float:
     return s.order_progression_interval
 
@@ -80,6 +88,12 @@ JOBS: tuple[BeatJob, ...] = (
     BeatJob("heartbeat", names.HEARTBEAT, lambda s: s.heartbeat_interval, heartbeat),
     BeatJob("relay_outbox", names.RELAY_OUTBOX, lambda s: s.outbox_poll_interval, relay_outbox),
     BeatJob("purge_expired", names.PURGE_EXPIRED, lambda s: s.purge_interval, purge_expired),
+    BeatJob(
+        "deliver_webhooks",
+        names.DELIVER_WEBHOOKS,
+        lambda s: s.webhook_poll_interval,
+        deliver_webhooks,
+    ),
     BeatJob(
         "validate_pending",
         names.VALIDATE_PENDING,

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 WEAK_SECRETS = {"changeme", "secret", "change-me", "dev", "development", "please-change-me"}
 MIN_SECRET_BYTES = 32
+DEVELOPMENT_WEBHOOK_KEY = "orderflow-development-webhook-key-not-for-production"
 
 
 class Settings(BaseSettings):
@@ -95,6 +96,18 @@ class Settings(BaseSettings):
 
     webhook_allow_private_targets: bool = False
     webhook_max_attempts: int = Field(default=6, ge=1)
+    # Encrypts endpoint secrets at rest (ADR 0016); defaults to SECRET_KEY.
+    webhook_secret_key: SecretStr | None = None
+    webhook_secret_overlap: float = Field(default=86400.0, ge=0)  # both secrets sign (s)
+    webhook_backoff_base: float = Field(default=30.0, gt=0)
+    webhook_backoff_factor: float = Field(default=4.0, ge=1)
+    webhook_backoff_max: float = Field(default=21600.0, gt=0)
+    webhook_disable_after: float = Field(default=432000.0, gt=0)  # failing this long: disabled
+    webhook_poll_interval: float = Field(default=10.0, gt=0)
+    webhook_connect_timeout: float = Field(default=5.0, gt=0)
+    webhook_timeout: float = Field(default=15.0, gt=0)
+    webhook_concurrency: int = Field(default=50, ge=1)
+    webhook_per_endpoint_concurrency: int = Field(default=5, ge=1)
 
     first_admin_email: str | None = None
     first_admin_password: SecretStr | None = None
@@ -147,6 +160,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
+        if self.webhook_secret_key is None and self.secret_key is None:
+            # Development only (production requires SECRET_KEY): the API and the worker are
+            # separate processes that must read each other's webhook secrets (ADR 0016).
+            self.webhook_secret_key = SecretStr(DEVELOPMENT_WEBHOOK_KEY)
         if self.environment != "production":
             if self.secret_key is None:
                 # A random key per start: tokens do not survive a restart in development.
@@ -163,6 +180,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"SECRET_KEY is too weak for production: it must be at least {MIN_SECRET_BYTES} "
                 "bytes of random data, not a default or a word."
+            )
+        webhook_key = self.webhook_secret_key.get_secret_value() if self.webhook_secret_key else key
+        if len(webhook_key.encode()) < MIN_SECRET_BYTES or webhook_key.lower() in WEAK_SECRETS:
+            raise ValueError(
+                f"WEBHOOK_SECRET_KEY is too weak for production: at least {MIN_SECRET_BYTES} "
+                "bytes of random data (or leave it unset to derive the key from SECRET_KEY)."
             )
         return self
 
@@ -191,6 +214,13 @@ class Settings(BaseSettings):
     def jwt_secret(self) -> str:
         assert self.secret_key is not None  # set by the validator
         return self.secret_key.get_secret_value()
+
+    @property
+    def webhook_key(self) -> str:
+        """What the webhook secrets' encryption key is derived from."""
+        key = self.webhook_secret_key or self.secret_key
+        assert key is not None  # set by the validator
+        return key.get_secret_value()
 
     def cache_policy(self, namespace: str) -> tuple[float, int]:
         if namespace == "users":  # backend.domain.users.USERS_NS; never the catalogue's TTL

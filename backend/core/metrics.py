@@ -76,6 +76,13 @@ EVENTS_CONSUMED = Counter(
     "Event deliveries to consumers (outcome: handled, duplicate, failed)",
     ["consumer", "outcome"],
 )
+WEBHOOK_DELIVERIES = Counter(
+    "webhook_deliveries_total",
+    "Webhook delivery attempts by what they came to (outcome: succeeded; retrying, when "
+    "another attempt is scheduled; failed, when none is: 410, attempts spent, endpoint "
+    "disabled)",
+    ["outcome"],
+)
 # Served by the API (refreshed in the background, every API process computes the same value).
 OUTBOX_PENDING = Gauge(
     "outbox_pending_events",

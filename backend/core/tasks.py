@@ -12,6 +12,7 @@ HEARTBEAT = "orderflow.heartbeat"
 RELAY_OUTBOX = "orderflow.outbox.relay"
 DISPATCH_EVENT = "orderflow.events.dispatch"
 PURGE_EXPIRED = "orderflow.maintenance.purge_expired"
+DELIVER_WEBHOOKS = "orderflow.webhooks.deliver"
 
 WORKFLOW_PREFIX = "orderflow.workflow."
 VALIDATE_PENDING = WORKFLOW_PREFIX + "validate_pending"
@@ -29,4 +30,6 @@ TASK_ROUTES = {
     "orderflow.events.*": {"queue": "default"},
     "orderflow.maintenance.*": {"queue": "default"},
     "orderflow.notifications.*": {"queue": "notifications"},
+    # Webhook sends wait on receivers: never in the queues of the workflow and the relay.
+    "orderflow.webhooks.*": {"queue": "notifications"},
 }

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from backend.domain.notifications import NotificationRepository, StreamTicketRepository
     from backend.domain.orders import IdempotencyRepository, OrderRepository
     from backend.domain.users import RefreshTokenRepository, UserRepository
+    from backend.domain.webhooks import WebhookDeliveryRepository, WebhookEndpointRepository
 
 
 class Clock(Protocol):
@@ -107,6 +108,12 @@ class Transaction(Protocol):
 
     @property
     def stream_tickets(self) -> StreamTicketRepository: ...
+
+    @property
+    def webhook_endpoints(self) -> WebhookEndpointRepository: ...
+
+    @property
+    def webhook_deliveries(self) -> WebhookDeliveryRepository: ...
 
     def on_commit(self, callback: OnCommit) -> None:
         """Run `callback` after this transaction commits (cache invalidation, a task kick, a

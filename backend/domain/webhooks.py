@@ -321,7 +321,7 @@ class WebhookDeliveryRepository(Protocol):
     async def replay_failed(
         self, endpoint_id: str, since: datetime, now: datetime, max_attempts: int
     ) -> int:
-        """Every failed delivery of the endpoint created at or after `since` is pending again
+        """Every delivery of the endpoint that failed at or after `since` is pending again
         from `now` with `max_attempts` attempts; how many."""
         ...
 

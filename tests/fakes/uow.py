@@ -15,6 +15,7 @@ from tests.fakes.catalog import FakeProductRepository
 from tests.fakes.events import FakeOutbox, FakeProcessedEvents
 from tests.fakes.orders import FakeIdempotencyRepository, FakeOrderRepository
 from tests.fakes.users import FakeRefreshTokenRepository, FakeUserRepository
+from tests.fakes.webhooks import FakeWebhookDeliveries, FakeWebhookEndpoints
 
 
 class FakeUnitOfWork:
@@ -84,6 +85,8 @@ class FakeUnitOfWorkFactory:
         self.users = FakeUserRepository()
         self.refresh_tokens = FakeRefreshTokenRepository()
         self.products = FakeProductRepository()
+        self.webhook_endpoints = FakeWebhookEndpoints()
+        self.webhook_deliveries = FakeWebhookDeliveries()
         self.commits = 0
         self.callback_errors: list[Exception] = []
         self.read_only_units = 0

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from backend.core.logging import get_logger
 from backend.domain.errors import DependencyUnavailable, TransactionAborted
 from backend.domain.ports import OnCommit
+from backend.domain.webhooks import SecretCipher
 from backend.infrastructure.db.errors import is_connectivity_error, is_transaction_conflict
 from backend.infrastructure.db.repositories.catalog import SqlProductRepository
 from backend.infrastructure.db.repositories.email import SqlEmailSendRepository
@@ -27,6 +28,10 @@ from backend.infrastructure.db.repositories.users import (
     SqlRefreshTokenRepository,
     SqlUserRepository,
 )
+from backend.infrastructure.db.repositories.webhooks import (
+    SqlWebhookDeliveryRepository,
+    SqlWebhookEndpointRepository,
+)
 
 log = get_logger(__name__)
 
@@ -41,9 +46,22 @@ async def run_after_commit(callbacks: list[OnCommit]) -> None:
             log.warning("after_commit_callback_failed", exc_info=True, callback=repr(callback))
 
 
+class _NoCipher:
+    """For units of work built without the webhook key (tests of other areas, tools)."""
+
+    def encrypt(self, plaintext: str) -> str:
+        raise RuntimeError("this unit of work was built without a webhook secret cipher")
+
+    decrypt = encrypt
+
+
+NO_CIPHER = _NoCipher()
+
+
 class SqlUnitOfWork:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, cipher: SecretCipher | None = None) -> None:
         self._engine = engine
+        self._cipher = cipher or NO_CIPHER
         self._conn: AsyncConnection | None = None
         self._on_commit: list[OnCommit] = []
         self._reads_only = False
@@ -85,6 +103,8 @@ class SqlUnitOfWork:
         self.notifications = SqlNotificationRepository(conn)
         self.email_sends = SqlEmailSendRepository(conn)
         self.stream_tickets = SqlStreamTicketRepository(conn)
+        self.webhook_endpoints = SqlWebhookEndpointRepository(conn, self._cipher)
+        self.webhook_deliveries = SqlWebhookDeliveryRepository(conn)
         return self
 
     @property

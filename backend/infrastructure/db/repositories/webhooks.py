@@ -264,7 +264,7 @@ class SqlWebhookDeliveryRepository(SqlRepository):
             .where(
                 d.c.endpoint_id == endpoint_id,
                 d.c.status == DeliveryStatus.FAILED.value,
-                d.c.created_at >= since,
+                d.c.updated_at >= since,  # when it failed: the last change of a failed row
             )
             .values(
                 status=DeliveryStatus.PENDING.value,
