@@ -75,11 +75,16 @@ class FakeWebhookDeliveries(_Snapshotting):
 
     async def get(self, delivery_id: str) -> WebhookDelivery | None:
         found = self.rows.get(delivery_id)
-        return copy.deepcopy(found) if found else None
+        if found is None:
+            return None
+        delivery = copy.deepcopy(found)
+        delivery.attempts = [a for a in self.attempts if a.delivery_id == delivery_id]
+        return delivery
 
     async def save(self, delivery: WebhookDelivery) -> None:
         if delivery.id in self.rows:
             self.rows[delivery.id] = copy.deepcopy(delivery)
+            self.rows[delivery.id].attempts = []
 
     async def add_attempt(self, attempt: DeliveryAttempt) -> None:
         self.attempts.append(attempt)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -28,6 +29,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.monotonic()
+    at_utc: datetime
 
 
 class Receiver:
@@ -61,7 +63,8 @@ class Receiver:
 
     def _record(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
         with self._lock:
-            self.received.append(Received(path, headers, body, time.monotonic()))
+            now = datetime.now(UTC)
+            self.received.append(Received(path, headers, body, time.monotonic(), now))
             index = min(len(self.received), len(self.replies)) - 1
             return self.replies[index]
 

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from backend.api.v1 import auth, probes, users
+from backend.api.v1 import auth, probes, users, webhooks
 from backend.api.v1 import orders as orders_routes
 from backend.api.v1 import products as products_routes
 
@@ -15,4 +15,5 @@ routers: list[APIRouter] = [
     auth.router,
     users.router,
     orders_routes.router,
+    webhooks.router,
 ]

@@ -26,6 +26,7 @@ SCHEMES = {"http": 80, "https": 443}
 # A label inet_aton would read as a number: decimal, octal (leading 0) or hex (0x...).
 NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
 HOST_CHARS = re.compile(r"^[a-z0-9_.-]+$")
+RESOLVE_TIMEOUT_SECONDS = 3.0
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
@@ -131,9 +132,16 @@ class AddressGuard:
     """Vets webhook targets; `allow_private` (WEBHOOK_ALLOW_PRIVATE_TARGETS) lifts the
     address check (local receivers in tests), never the URL-shape checks."""
 
-    def __init__(self, resolver: Resolver | None = None, *, allow_private: bool = False) -> None:
+    def __init__(
+        self,
+        resolver: Resolver | None = None,
+        *,
+        allow_private: bool = False,
+        resolve_timeout: float = RESOLVE_TIMEOUT_SECONDS,
+    ) -> None:
         self._resolver = resolver or SystemResolver()
         self._allow_private = allow_private
+        self._resolve_timeout = resolve_timeout
 
     async def vet(self, url: str) -> None:
         target = parse_target(url)
@@ -158,8 +166,9 @@ class AddressGuard:
 
     async def _resolve(self, host: str, port: int) -> list[str]:
         try:
-            found = await self._resolver.resolve(host, port)
-        except (OSError, UnicodeError) as error:
+            async with asyncio.timeout(self._resolve_timeout):
+                found = await self._resolver.resolve(host, port)
+        except (OSError, UnicodeError, TimeoutError) as error:
             raise UnsafeTarget(f"The webhook host {host!r} does not resolve.") from error
         if not found:
             raise UnsafeTarget(f"The webhook host {host!r} does not resolve.")

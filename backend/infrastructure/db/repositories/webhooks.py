@@ -184,7 +184,11 @@ class SqlWebhookDeliveryRepository(SqlRepository):
     async def get(self, delivery_id: str) -> WebhookDelivery | None:
         query = select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)
         row = (await self._conn.execute(query)).mappings().first()
-        return _delivery(row) if row else None
+        if row is None:
+            return None
+        delivery = _delivery(row)
+        await self._load_attempts([delivery])
+        return delivery
 
     async def save(self, delivery: WebhookDelivery) -> None:
         await self._conn.execute(
