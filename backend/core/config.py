@@ -160,10 +160,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
-        if self.webhook_secret_key is None and self.secret_key is None:
-            # Development only (production requires SECRET_KEY): the API and the worker are
-            # separate processes that must read each other's webhook secrets (ADR 0016).
-            self.webhook_secret_key = SecretStr(DEVELOPMENT_WEBHOOK_KEY)
         if self.environment != "production":
             if self.secret_key is None:
                 # A random key per start: tokens do not survive a restart in development.
@@ -217,10 +213,15 @@ class Settings(BaseSettings):
 
     @property
     def webhook_key(self) -> str:
-        """What the webhook secrets' encryption key is derived from."""
-        key = self.webhook_secret_key or self.secret_key
-        assert key is not None  # set by the validator
-        return key.get_secret_value()
+        """What the webhook secrets' encryption key is derived from: WEBHOOK_SECRET_KEY, else
+        SECRET_KEY in production, else a fixed development key. Not SECRET_KEY outside
+        production: there it is drawn anew at each start, and secrets stored under one start's
+        key would not decrypt after a restart (ADR 0016)."""
+        if self.webhook_secret_key is not None:
+            return self.webhook_secret_key.get_secret_value()
+        if self.is_production:
+            return self.jwt_secret
+        return DEVELOPMENT_WEBHOOK_KEY
 
     def cache_policy(self, namespace: str) -> tuple[float, int]:
         if namespace == "users":  # backend.domain.users.USERS_NS; never the catalogue's TTL

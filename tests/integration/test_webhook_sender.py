@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -151,3 +152,82 @@ async def test_a_name_that_rebinds_to_a_private_address_is_refused_at_send_time(
     finally:
         await s.aclose()
     assert result.error is not None and "resolves to 127.0.0.1" in result.error
+
+
+def _certificate_for(name: str, directory: Any) -> tuple[str, str, str]:
+    """(CA file, cert file, key file): a throwaway CA and a certificate for `name`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = [directory / "ca.pem", directory / "cert.pem", directory / "key.pem"]
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(paths[0]), str(paths[1]), str(paths[2])
+
+
+async def test_tls_to_the_vetted_address_checks_the_certificate_against_the_name(
+    tmp_path: Any,
+) -> None:
+    import ssl
+
+    import httpx
+
+    from backend.infrastructure.webhooks.transport import PinnedAddressTransport
+
+    ca_file, cert_file, key_file = _certificate_for("hooks.example.com", tmp_path)
+    server_names: list[str | None] = []
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_file, key_file)
+    server_context.sni_callback = lambda _sock, name, _ctx: server_names.append(name)
+    client_context = ssl.create_default_context(cafile=ca_file)
+    resolver = FakeResolver({"hooks.example.com": ["127.0.0.1"]})
+    guard = AddressGuard(resolver, allow_private=True)
+    transport = PinnedAddressTransport(guard, httpx.AsyncHTTPTransport(verify=client_context))
+    s = HttpxWebhookSender(guard, transport=transport, total_timeout=5.0)
+    try:
+        with Receiver() as receiver:
+            receiver.server.socket = server_context.wrap_socket(
+                receiver.server.socket, server_side=True
+            )
+            url = f"https://hooks.example.com:{receiver.port}/hook"
+            result = await s.send(url, BODY, {})
+    finally:
+        await s.aclose()
+    assert result.succeeded, result.error
+    assert server_names == ["hooks.example.com"]  # SNI names the host, not the address
+    assert receiver.received[0].headers["Host"] == f"hooks.example.com:{receiver.port}"

@@ -41,3 +41,15 @@ def test_broker_defaults_to_a_serverless_transport_then_redis() -> None:
     explicit = settings(redis_url="redis://h:6379/0", celery_broker_url="amqp://x")
     assert explicit.broker_url == "amqp://x"
     assert settings(redis_url="").redis_url is None
+
+
+def test_the_webhook_key_is_stable_across_development_starts_and_separate_when_set() -> None:
+    assert settings().webhook_key == settings().webhook_key  # SECRET_KEY differs each start
+    assert settings(webhook_secret_key="w" * 40).webhook_key == "w" * 40
+    production = settings(environment="production", secret_key="x" * 40)
+    assert production.webhook_key == "x" * 40
+
+
+def test_production_refuses_a_weak_webhook_key() -> None:
+    with pytest.raises(ValidationError, match="WEBHOOK_SECRET_KEY is too weak"):
+        settings(environment="production", secret_key="x" * 40, webhook_secret_key="short")

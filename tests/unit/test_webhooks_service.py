@@ -232,3 +232,22 @@ async def test_a_hung_endpoint_holds_only_its_own_slots_while_others_are_served(
     sender.release.set()
     report = await run
     assert report.outcomes["succeeded"] == 11  # A's eight too, once released
+
+
+async def test_every_attempt_is_counted_by_outcome() -> None:
+    from prometheus_client import REGISTRY
+
+    def count(outcome: str) -> float:
+        value = REGISTRY.get_sample_value("webhook_deliveries_total", {"outcome": outcome})
+        return value or 0.0
+
+    before = {o: count(o) for o in ("succeeded", "retrying", "failed")}
+    w = World({A: [ERROR, OK], B: [GONE]})
+    await w.admin.create(A, ["order.created"], None)
+    await w.admin.create(B, ["order.created"], None)
+    await w.event()
+    await w.deliverer.deliver_due()
+    w.clock.advance(seconds=60)
+    await w.deliverer.deliver_due()
+    after = {o: count(o) - before[o] for o in before}
+    assert after == {"succeeded": 1.0, "retrying": 1.0, "failed": 1.0}
