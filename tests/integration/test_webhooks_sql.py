@@ -141,10 +141,10 @@ async def test_attempts_are_logged_and_failed_deliveries_replayed_since_a_time(
     async with transaction() as repos:
         await repos.endpoints.add(target)
         await repos.deliveries.add_once([old, recent])
-        for delivery in (old, recent):
+        for delivery in (old, recent):  # each fails (twice: no attempt left) when created
             for _ in range(2):
                 attempt = delivery.record(
-                    SendResult(500, 12.5, "HTTP 500", "boom"), NOW, policy, None
+                    SendResult(500, 12.5, "HTTP 500", "boom"), delivery.created_at, policy, None
                 )
                 await repos.deliveries.add_attempt(attempt)
             await repos.deliveries.save(delivery)
