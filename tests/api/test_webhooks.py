@@ -13,8 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from backend.domain.events import DomainEvent
-from backend.infrastructure.db.tables import outbox_events, webhook_endpoints
+from backend.infrastructure.db.tables import webhook_endpoints
 from tests.api.test_foundation import assert_problem
 from tests.helpers.auth import auth_headers
 from tests.helpers.orders import api_product, api_user, body_of, container_of
@@ -249,17 +248,9 @@ async def order_events(client: httpx.AsyncClient) -> None:
     assert placed.status_code == 201, placed.text
     container = container_of(client)
     async with container.uow() as uow:
-        rows = (await uow.connection.execute(select(outbox_events))).mappings().all()
-    for row in rows:
-        event = DomainEvent(
-            id=row["id"],
-            type=row["type"],
-            aggregate_type=row["aggregate_type"],
-            aggregate_id=row["aggregate_id"],
-            payload=row["payload"],
-            occurred_at=row["created_at"],
-        )
-        await container.event_dispatcher.dispatch(event)
+        records = await uow.outbox.claim_unpublished(10)
+    for record in records:
+        await container.event_dispatcher.dispatch(record.event)
 
 
 async def test_the_log_shows_each_attempt_and_replays_keep_the_webhook_id(local: Any) -> None:

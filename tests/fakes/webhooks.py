@@ -11,6 +11,7 @@ from backend.domain.webhooks import (
     DeliveryAttempt,
     DeliveryStatus,
     SendResult,
+    UnsafeTarget,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -151,7 +152,5 @@ class FakeGuard:
         self.refused = refused or set()
 
     async def vet(self, url: str) -> None:
-        from backend.domain.webhooks import UnsafeTarget
-
         if url in self.refused:
             raise UnsafeTarget(f"The webhook host of {url} is a loopback address.")
