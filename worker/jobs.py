@@ -20,6 +20,7 @@ from backend.core import tasks as names
 from backend.core.config import Settings
 from backend.core.logging import get_logger
 from backend.core.metrics import OUTBOX_RELAYED, WORKFLOW_ORDERS_MOVED
+from worker import webhook_sender
 
 log = get_logger(__name__)
 
@@ -72,12 +73,10 @@ async def purge_expired(c: Container) -> dict[str, Any]:
     return counts
 
 
-async def deliver_webhooks(c: Container) -> dict[str, Any]:
-    """Also kicked after each commit that made deliveries due (`Container.kick_webhooks`)."""
-    run = await c.webhook_deliverer.deliver_due()
-    if run.sent:
-        log.info("webhooks_delivered", **run.outcomes)
-    return dict(run.outcomes)
+async def deliver_webhooks(_c: Container) -> None:
+    """Wakes this process's webhook sender (worker/webhook_sender.py) and returns at once;
+    also kicked after each commit that made deliveries due (`Container.kick_webhooks`)."""
+    webhook_sender.wake()
 
 
 def _progression(s: Settings) -> float:

@@ -120,12 +120,15 @@ def test_an_event_relayed_twice_is_delivered_once(make_stack: Any, mode: str) ->
         asyncio.run(publish_twice())
         stack.worker()
         stack.beat()
-        wait_until(lambda: settled(stack, endpoint.id, 1), 60, stack.logs)
-        wait_until(lambda: len(receiver.received) >= 1, 10, stack.logs)
+        def explain() -> str:
+            found = asyncio.run(deliveries(stack, endpoint.id))
+            return f"deliveries: {found}\nreceived: {receiver.received}\n{stack.logs()}"
+
+        wait_until(lambda: settled(stack, endpoint.id, 1), 60, explain)
         # Give a stray second delivery every chance to show up: the relay's own publish too.
         asyncio.run(asyncio.sleep(2))
-        assert len(receiver.received) == 1
-        assert len(asyncio.run(deliveries(stack, endpoint.id))) == 1
+        assert len(receiver.received) == 1, explain()
+        assert len(asyncio.run(deliveries(stack, endpoint.id))) == 1, explain()
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -142,7 +145,11 @@ def test_a_hung_receiver_does_not_hold_up_another_endpoint(make_stack: Any, mode
         last_quick = max(r.at_utc for r in receiver.received)
         # Every delivery to the working endpoint arrived while the hung endpoint's first sends
         # were still waiting on their 20 s timeout: not one hung attempt had ended by then.
-        assert hung_attempts_ended_before(stack, hung.id, last_quick) == 0
+        ended = hung_attempts_ended_before(stack, hung.id, last_quick)
+        assert ended == 0, (
+            f"{asyncio.run(deliveries(stack, hung.id))}\n"
+            f"quick: {[r.at_utc for r in receiver.received]}\n{stack.logs()}"
+        )
         assert last_quick >= first_quick
         pending = asyncio.run(deliveries(stack, hung.id))
         assert len(pending) == 4
