@@ -120,6 +120,7 @@ def test_an_event_relayed_twice_is_delivered_once(make_stack: Any, mode: str) ->
         asyncio.run(publish_twice())
         stack.worker()
         stack.beat()
+
         def explain() -> str:
             found = asyncio.run(deliveries(stack, endpoint.id))
             return f"deliveries: {found}\nreceived: {receiver.received}\n{stack.logs()}"
