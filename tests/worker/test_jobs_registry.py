@@ -23,12 +23,14 @@ def test_every_beat_job_is_scheduled_on_its_interval_and_registered_as_a_task(
         outbox_poll_interval=3,
         purge_interval=11,
         order_progression_interval=5,
+        webhook_poll_interval=13,
     )
     schedule = beat_schedule(settings)
     assert {name: (e["task"], e["schedule"], e["options"]) for name, e in schedule.items()} == {
         "heartbeat": (names.HEARTBEAT, 7, {"expires": 7}),
         "relay_outbox": (names.RELAY_OUTBOX, 3, {"expires": 3}),
         "purge_expired": (names.PURGE_EXPIRED, 11, {"expires": 11}),
+        "deliver_webhooks": (names.DELIVER_WEBHOOKS, 13, {"expires": 13}),
         "validate_pending": (names.VALIDATE_PENDING, 5, {"expires": 5}),
         "auto_approve": (names.AUTO_APPROVE, 5, {"expires": 5}),
         "start_processing": (names.START_PROCESSING, 5, {"expires": 5}),
