@@ -5,6 +5,7 @@ import { html, render, useEffect, useRef, useState } from "./lib.js";
 import { AdminProductsView } from "./views/admin-products.js";
 import { AdminQueueView } from "./views/admin-queue.js";
 import { AdminUsersView } from "./views/admin-users.js";
+import { AdminWebhooksView } from "./views/admin-webhooks.js";
 import { LoginView, RegisterView } from "./views/auth.js";
 import { CartView } from "./views/cart.js";
 import { CatalogueView } from "./views/catalogue.js";
@@ -64,6 +65,7 @@ function Nav({ user, cartCount, onLogout }) {
         ${link("#/admin/queue", "Approval queue")}
         ${link("#/admin/products", "Manage products")}
         ${link("#/admin/users", "Users")}
+        ${link("#/admin/webhooks", "Webhooks")}
       </ul>`}
     </nav>
     <div class="who">
@@ -96,6 +98,7 @@ function Page({ route, user, live, cart, setCart, onSignedIn }) {
     case "admin":
       if (id === "queue") return html`<${AdminQueueView} ...${props} />`;
       if (id === "users") return html`<${AdminUsersView} ...${props} />`;
+      if (id === "webhooks") return html`<${AdminWebhooksView} ...${props} />`;
       return html`<${AdminProductsView} ...${props} />`;
     default:
       return html`<${CatalogueView} ...${props} />`;

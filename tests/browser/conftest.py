@@ -16,6 +16,7 @@ from tests.browser.harness import (
     CHROMIUM,
     CHROMIUM_ARGS,
     WATCH_CSP,
+    Receiver,
     Seeder,
     Watched,
     screenshots_dir,
@@ -32,6 +33,7 @@ FAST_WORKFLOW = {
     "FIRST_ADMIN_EMAIL": ADMIN_EMAIL,
     "FIRST_ADMIN_PASSWORD": ADMIN_PASSWORD,
     "BCRYPT_ROUNDS": "4",
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",  # the test's receiver is on loopback
     # Every test logs in through the same loopback address; the limits have their own tests.
     "RATE_LIMIT_LOGIN": "1000/minute",
     "RATE_LIMIT_REGISTER": "1000/hour",
@@ -81,6 +83,13 @@ def seed(stack: str) -> Iterator[Seeder]:
     seeder = Seeder(stack)
     yield seeder
     seeder.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    target = Receiver()
+    yield target
+    target.close()
 
 
 @pytest.fixture

@@ -4,8 +4,10 @@ CSP violations are collected and must stay empty), a seeding client, screenshots
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +153,30 @@ A11Y_AUDIT = (Path(__file__).parent / "a11y_audit.js").read_text()
 
 def audit_accessibility(page: Any) -> list[str]:
     return list(page.evaluate(A11Y_AUDIT))
+
+
+class Receiver:
+    """A webhook target on loopback: answers 204 and keeps each request's headers."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, str]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received.append({k.lower(): v for k, v in self.headers.items()})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/orders"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -6,6 +6,8 @@ on any console error, page error or CSP violation (the `open_page` fixture)."""
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from tests.browser.harness import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     PASSWORD,
+    Receiver,
     Seeder,
     Watched,
     audit_accessibility,
@@ -42,6 +45,13 @@ def add_to_cart(page: Any, product: dict[str, Any], quantity: int) -> None:
     card.get_by_label("Quantity").fill(str(quantity))
     card.get_by_role("button", name=f"Add {product['name']} to the cart").click()
     page.get_by_role("status").filter(has_text="added to the cart").wait_for()
+
+
+def wait_until(predicate: Callable[[], bool], seconds: float, message: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.2)
 
 
 def mark_document(page: Any) -> None:
@@ -226,6 +236,40 @@ def test_problems_read_as_messages_and_a_lockout_says_when_to_retry(
     alert.filter(has_text="Too many failed logins").wait_for()
     assert re.search(r"Try again in \d+ (seconds|minutes)\.$", alert.inner_text())
     watched.expected_refusals(401, 429)
+
+
+def test_admin_subscribes_a_webhook_rotates_its_secret_and_replays_a_delivery(
+    open_page: Any, seed: Seeder, shots: Path, receiver: Receiver
+) -> None:
+    page = open_page()
+    log_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_label("URL").fill(receiver.url)
+    page.get_by_label("Description (optional)").fill("Fulfilment")
+    page.get_by_label("order.status_changed").uncheck()
+    page.get_by_role("button", name="Subscribe").click()
+    first_secret = page.locator(".secret code").inner_text()
+    assert first_secret.startswith("whsec_")
+
+    product = seed.product("Tea tin", "9.00", 10)
+    _, customer = seed.customer()
+    seed.place(customer, product["id"], 1)  # order.created: one delivery
+
+    card = page.locator("li[data-webhook-id]", has_text=receiver.url)
+    card.get_by_role("button", name="Show deliveries").click()
+    card.locator('tr[data-status="succeeded"][data-attempt="1"]').wait_for(timeout=WORKFLOW_SECONDS)
+    card.get_by_role("button", name="Rotate secret").click()
+    card.get_by_role("status").filter(has_text="Secret rotated").wait_for()
+    second_secret = card.locator(".secret code").inner_text()
+    assert second_secret.startswith("whsec_") and second_secret != first_secret
+
+    card.get_by_role("button", name="Replay the order.created delivery").click()
+    card.get_by_role("status").filter(has_text="Delivery queued again").wait_for()
+    wait_until(lambda: len(receiver.received) >= 2, 60, "the replay never reached the target")
+    ids = [r["webhook-id"] for r in receiver.received]
+    assert len(ids) == 2 and ids[0] == ids[1], receiver.received  # the same event, again
+    card.locator('tr[data-status="succeeded"][data-attempt="2"]').wait_for()  # in the log
+    screenshot(page, "admin-webhooks", shots)
 
 
 def test_a_reload_keeps_the_session_through_the_httponly_cookie_alone(
