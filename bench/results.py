@@ -91,7 +91,7 @@ def median_of_ratios(pairs: list[tuple[float, float]]) -> float:
 
 
 def machine() -> str:
-    cpus = len(os.sched_getaffinity(0))
+    cpus = os.cpu_count()  # the machine's, not this process's (pinned to the load core)
     return f"{platform.node()} {platform.machine()} {cpus} cpu {platform.python_version()}"
 
 
