@@ -11,6 +11,7 @@ Every body may run twice at once (two Beats, a re-delivery): the services are id
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,8 @@ from backend.bootstrap import Container
 from backend.core import tasks as names
 from backend.core.config import Settings
 from backend.core.logging import get_logger
-from backend.core.metrics import OUTBOX_RELAYED, WORKFLOW_ORDERS_MOVED
+from backend.core.metrics import EMAILS_SENT, OUTBOX_RELAYED, WORKFLOW_ORDERS_MOVED
+from backend.services.email import DeliveryOutcome, DeliveryResult
 from worker import webhook_sender
 
 log = get_logger(__name__)
@@ -79,6 +81,35 @@ async def deliver_webhooks(_c: Container) -> None:
     webhook_sender.wake()
 
 
+async def send_email(c: Container, send_id: str) -> str:
+    """One attempt at one recorded email (kicked after the commit that recorded it); a
+    retryable failure kicks the next attempt for when it is due."""
+    result = await c.email_delivery.deliver(send_id)
+    _count_email(result)
+    if result.outcome is DeliveryOutcome.RETRY and result.retry_in is not None:
+        await c.kick_email(send_id, countdown=result.retry_in.total_seconds())
+    return str(result.outcome)
+
+
+async def deliver_due_emails(c: Container) -> dict[str, Any]:
+    """The safety net: every email due now (retries, sends whose kick was lost)."""
+    results = await c.email_delivery.deliver_due()
+    for result in results:
+        _count_email(result)
+    outcomes = Counter(str(result.outcome) for result in results)
+    if results:
+        log.info("emails_delivered", **outcomes)
+    return dict(outcomes)
+
+
+def _count_email(result: DeliveryResult) -> None:
+    if result.outcome is DeliveryOutcome.SKIPPED:
+        return  # not due, final, or another worker's: no attempt was made
+    EMAILS_SENT.labels(outcome=str(result.outcome)).inc()
+    log_method = log.info if result.outcome is DeliveryOutcome.SENT else log.warning
+    log_method(f"email_{result.outcome}", send_id=result.send_id, error=result.error)
+
+
 def _progression(s: Settings) -> float:
     return s.order_progression_interval
 
@@ -92,6 +123,12 @@ JOBS: tuple[BeatJob, ...] = (
         names.DELIVER_WEBHOOKS,
         lambda s: s.webhook_poll_interval,
         deliver_webhooks,
+    ),
+    BeatJob(
+        "deliver_due_emails",
+        names.DELIVER_DUE_EMAILS,
+        lambda s: s.email_delivery_interval,
+        deliver_due_emails,
     ),
     BeatJob(
         "validate_pending",

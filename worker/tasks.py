@@ -1,10 +1,10 @@
 """Tasks: thin. Ids in, a service called through the worker's container, metrics out.
 
 One Celery task per Beat job of `worker/jobs.py` (name, schedule and body live there),
-plus the tasks nothing schedules: the dispatch of one relayed event. Task names come from
-`backend/core/tasks.py`. Every task here may run twice (late acks re-deliver, the relay
-re-publishes, two Beats schedule the same job): the services they call are idempotent by
-construction.
+plus the tasks nothing schedules: the dispatch of one relayed event, the send of one
+email. Task names come from `backend/core/tasks.py`. Every task here may run twice (late
+acks re-deliver, the relay re-publishes, two Beats schedule the same job): the services
+they call are idempotent by construction.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from backend.domain.events import event_from_message
 from backend.services import events
 from worker import runtime
 from worker.celery_app import app
-from worker.jobs import JOBS, BeatJob
+from worker.jobs import JOBS, BeatJob, send_email
 
 log = get_logger(__name__)
 
@@ -63,3 +63,14 @@ def dispatch_event(self: Any, message: dict[str, Any]) -> None:
         # the (still unhandled) event after WORKFLOW_RETRY_AFTER.
         failure = events.ConsumersFailed(event, report.failed)
         raise self.retry(exc=failure, countdown=2**self.request.retries)
+
+
+@app.task(name=names.SEND_EMAIL)
+def send_one_email(send_id: str) -> str:
+    """One attempt at one recorded email (`worker/jobs.py: send_email`)."""
+    structlog.contextvars.bind_contextvars(email_send_id=send_id)
+
+    async def run(c: Container) -> str:
+        return await send_email(c, send_id)
+
+    return runtime.run(run)

@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await container.start_identity()
         # Drops this process's L1 entries when any process writes (returns at once embedded).
         container.spawn(container.cache.listen(), name="cache-invalidation")
+        container.start_wakeups()  # rings this process's notification streams
         container.spawn(
             container.watch_outbox_backlog(),
             name="outbox-backlog-gauges",
@@ -78,7 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         HttpMetricsMiddleware,
         metrics=HttpMetrics(app.state.http_metrics),
-        excluded=frozenset({"/metrics"}),
+        # A stream lasts minutes: its "latency" would swamp the request-time histograms.
+        excluded=frozenset({"/metrics", f"{API_PREFIX}/notifications/stream"}),
     )
 
     # Added last = outermost: the request id exists before anything else runs.
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "If-Match",
                 "If-None-Match",
                 "Idempotency-Key",
+                "Last-Event-ID",
                 "X-Request-ID",
             ],
             expose_headers=[

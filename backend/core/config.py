@@ -93,6 +93,19 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_from: str = "orderflow@localhost"
     smtp_starttls: bool = True
+    smtp_timeout: float = Field(default=10.0, gt=0)  # seconds per SMTP socket operation
+    email_max_attempts: int = Field(default=6, ge=1)
+    email_retry_base_seconds: float = Field(default=30.0, gt=0)  # doubles per attempt, <= 1 h
+    email_delivery_interval: float = Field(default=30.0, gt=0)  # Beat: deliver due emails
+
+    # The notification stream (ADR 0015).
+    sse_ping_seconds: float = Field(default=15.0, gt=0)
+    sse_recheck_seconds: float = Field(default=15.0, gt=0)
+    sse_max_connection_seconds: float = Field(default=3600.0, gt=0)
+    sse_max_streams_per_user: int = Field(default=5, ge=1)
+    sse_tail_interval: float = Field(default=0.5, gt=0)
+    sse_retry_ms: int = Field(default=3000, ge=0)
+    stream_ticket_ttl_seconds: float = Field(default=60.0, gt=0)
 
     webhook_allow_private_targets: bool = False
     webhook_max_attempts: int = Field(default=6, ge=1)

@@ -14,6 +14,10 @@ DISPATCH_EVENT = "orderflow.events.dispatch"
 PURGE_EXPIRED = "orderflow.maintenance.purge_expired"
 DELIVER_WEBHOOKS = "orderflow.webhooks.deliver"
 
+NOTIFICATIONS_PREFIX = "orderflow.notifications."
+SEND_EMAIL = NOTIFICATIONS_PREFIX + "send_email"
+DELIVER_DUE_EMAILS = NOTIFICATIONS_PREFIX + "deliver_due_emails"
+
 WORKFLOW_PREFIX = "orderflow.workflow."
 VALIDATE_PENDING = WORKFLOW_PREFIX + "validate_pending"
 AUTO_APPROVE = WORKFLOW_PREFIX + "auto_approve"
@@ -29,7 +33,7 @@ TASK_ROUTES = {
     "orderflow.outbox.*": {"queue": "default"},
     "orderflow.events.*": {"queue": "default"},
     "orderflow.maintenance.*": {"queue": "default"},
-    "orderflow.notifications.*": {"queue": "notifications"},
+    NOTIFICATIONS_PREFIX + "*": {"queue": "notifications"},
     # Webhook sends wait on receivers: never in the queues of the workflow and the relay.
     "orderflow.webhooks.*": {"queue": "notifications"},
 }

@@ -83,10 +83,10 @@ class TooManyStreams(RateLimited):
 
 
 class NotificationRepository(Protocol):
-    async def lock_recipient(self, user_id: str) -> None:
+    async def lock_recipient(self, user_id: str) -> bool:
         """Serialise the writers of one user's notifications until the unit of work ends,
         so that user's ids are committed in increasing order (a reader that has seen id n
-        will never later find a smaller one appear)."""
+        will never later find a smaller one appear). False when there is no such user."""
         ...
 
     async def add(self, notification: NewNotification) -> Notification | None:

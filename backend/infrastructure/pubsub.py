@@ -15,6 +15,9 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from backend.core.logging import get_logger
 
@@ -23,6 +26,18 @@ log = get_logger(__name__)
 HEARTBEAT_SECONDS = 5.0  # idle this long: PING; no PONG by the next heartbeat: reconnect
 FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
+
+
+def subscriber_client(url: str, connect_timeout: float) -> Redis:
+    """A client for one subscription: no silent retry (`listen` reconnects and tells its
+    listener), and no socket timeout (reads carry their own, the heartbeat)."""
+    return Redis.from_url(
+        url,
+        socket_timeout=None,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(NoBackoff(), 0, supported_errors=(RedisConnectionError,)),
+        decode_responses=False,
+    )
 
 
 class ChannelListener(Protocol):

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from backend.domain.email import EmailDeliveryFailed, EmailSender, RetrySchedule
 from backend.domain.ports import Clock, UnitOfWorkFactory
+from backend.services.batches import BatchBudget, run_batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +20,7 @@ class EmailPolicy:
     # Longer than one send can take (connect + commands, each with its timeout): a claimed
     # send is nobody else's for this long, and due again if its worker died.
     lease: timedelta = timedelta(minutes=5)
-    batch_size: int = 100
+    budget: BatchBudget = field(default_factory=lambda: BatchBudget(size=100, max_batches=10))
 
 
 def template_for(event_type: str) -> str:
@@ -93,7 +94,17 @@ class EmailDelivery:
             return DeliveryResult(send_id, DeliveryOutcome.FAILED, error=failure.reason)
         return DeliveryResult(send_id, DeliveryOutcome.RETRY, retry_in=delay, error=failure.reason)
 
-    async def due(self) -> list[str]:
-        """Ids of one bounded batch of sends due now (the safety-net job delivers them)."""
-        async with self._uow() as uow:
-            return await uow.email_sends.due_ids(self._clock.now(), self._policy.batch_size)
+    async def deliver_due(self) -> list[DeliveryResult]:
+        """One attempt at every send due now (retries, sends whose kick was lost), in
+        bounded batches: a claimed send is leased, so the next batch finds the others."""
+        results: list[DeliveryResult] = []
+
+        async def batch(limit: int) -> int:
+            async with self._uow() as uow:
+                due = await uow.email_sends.due_ids(self._clock.now(), limit)
+            for send_id in due:
+                results.append(await self.deliver(send_id))
+            return len(due)
+
+        await run_batches(batch, self._policy.budget)
+        return results

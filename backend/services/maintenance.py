@@ -18,6 +18,7 @@ class PurgeReport:
     idempotency_keys: int = 0
     refresh_tokens: int = 0
     outbox_events: int = 0
+    stream_tickets: int = 0
 
 
 class Maintenance:
@@ -31,7 +32,7 @@ class Maintenance:
     async def purge_expired(self) -> PurgeReport:
         """Idempotency keys past their 24 h, expired refresh tokens (a spent one that has not
         expired stays: presenting it again is how token theft is detected), and outbox
-        events every consumer handled more than `outbox_retention` ago."""
+        events every consumer handled more than `outbox_retention` ago, expired stream tickets."""
         policy = self._policy
 
         async def keys(tx: Transaction, now: datetime, limit: int) -> int:
@@ -43,10 +44,14 @@ class Maintenance:
         async def events(tx: Transaction, now: datetime, limit: int) -> int:
             return await tx.outbox.purge_handled(now - policy.outbox_retention, limit)
 
+        async def tickets(tx: Transaction, now: datetime, limit: int) -> int:
+            return await tx.stream_tickets.purge(now, limit)
+
         return PurgeReport(
             idempotency_keys=await self._purge(keys),
             refresh_tokens=await self._purge(tokens),
             outbox_events=await self._purge(events),
+            stream_tickets=await self._purge(tickets),
         )
 
     async def _purge(self, purge: Purge) -> int:

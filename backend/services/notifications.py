@@ -79,13 +79,14 @@ class NotificationService:
         return StreamTicket(ticket, expires_at)
 
     async def redeem_ticket(self, ticket: str) -> str:
-        """The user id the ticket was issued to; the ticket is spent."""
+        """The id of the (active) user the ticket was issued to; the ticket is spent."""
         async with self._uow() as uow:
             user_id = await uow.stream_tickets.redeem(_ticket_hash(ticket), self._clock.now())
+            user = await uow.users.get(user_id) if user_id is not None else None
             await uow.commit()
-        if user_id is None:
+        if user is None or not user.is_active:  # a deactivated user's tickets die with it
             raise StreamTicketInvalid()
-        return user_id
+        return user.id
 
     async def after(self, user_id: str, after_id: int) -> list[Notification]:
         async with self._uow() as uow:

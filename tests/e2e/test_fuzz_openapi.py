@@ -40,7 +40,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from backend.core.config import Settings
-from tests.helpers.auth import auth_headers
+from tests.helpers.auth import bearer, create_user
+from tests.helpers.notifications import seed_notification
 from tests.helpers.orders import api_product, api_user, body_of
 
 pytestmark = pytest.mark.slow
@@ -95,8 +96,11 @@ CHECKS = [
     negative_data_rejection,
     documented_input_is_accepted,
 ]
-# Long-lived streams (none yet) are not request/response operations a fuzzer can judge.
+# Operations a fuzzer cannot judge (none): the notification stream is fuzzed like every
+# other operation, its streams cut short by STREAM_LIFETIME so that each 200 is a complete
+# response (the ASGI client reads a body to its end) whose content type is checked.
 EXCLUDED_PATHS: tuple[str, ...] = ()
+STREAM_LIFETIME = 0.2  # seconds
 FUZZ_SETTINGS = hypothesis_settings(
     max_examples=EXAMPLES_PER_ROUND,
     deadline=None,
@@ -116,7 +120,9 @@ async def _seed(settings: Settings) -> dict[str, Any]:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             client.app = app  # type: ignore[attr-defined]
-            admin = await auth_headers(client, role="admin")
+            admin_user = await create_user(client, role="admin")
+            admin = bearer(client, admin_user["id"])
+            notification_id = await seed_notification(client, admin_user["id"])
             webhook = await client.post(
                 "/api/v1/webhooks",
                 json={"url": "https://93.184.216.34/hook", "event_types": ["order.created"]},
@@ -138,6 +144,7 @@ async def _seed(settings: Settings) -> dict[str, Any]:
             "order_id": placed.json()["id"],
             "webhook_id": webhook.json()["id"],
             "delivery_id": delivery_id,
+            "notification_id": notification_id,
         },
     }
 
@@ -196,7 +203,7 @@ def test_fuzzer_finds_no_server_error_and_no_response_off_the_schema(settings: S
     from backend.api.app import create_app
 
     seed = asyncio.run(_seed(settings))
-    app = create_app(settings)
+    app = create_app(settings.model_copy(update={"sse_max_connection_seconds": STREAM_LIFETIME}))
     failures: list[str] = []
     statuses: Counter[str] = Counter()
     operations = 0

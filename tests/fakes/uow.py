@@ -13,6 +13,11 @@ from typing import Any, Self
 from backend.domain.ports import OnCommit
 from tests.fakes.catalog import FakeProductRepository
 from tests.fakes.events import FakeOutbox, FakeProcessedEvents
+from tests.fakes.notifications import (
+    FakeEmailSendRepository,
+    FakeNotificationRepository,
+    FakeStreamTicketRepository,
+)
 from tests.fakes.orders import FakeIdempotencyRepository, FakeOrderRepository
 from tests.fakes.users import FakeRefreshTokenRepository, FakeUserRepository
 from tests.fakes.webhooks import FakeWebhookDeliveries, FakeWebhookEndpoints
@@ -87,6 +92,9 @@ class FakeUnitOfWorkFactory:
         self.products = FakeProductRepository()
         self.webhook_endpoints = FakeWebhookEndpoints()
         self.webhook_deliveries = FakeWebhookDeliveries()
+        self.notifications = FakeNotificationRepository()
+        self.email_sends = FakeEmailSendRepository()
+        self.stream_tickets = FakeStreamTicketRepository()
         self.commits = 0
         self.callback_errors: list[Exception] = []
         self.read_only_units = 0

@@ -15,7 +15,7 @@ from backend.infrastructure.db.engine import create_engine
 from backend.infrastructure.db.uow import SqlUnitOfWork
 from backend.infrastructure.email import SmtpConfig, SmtpSender
 from backend.services.email import DeliveryOutcome, EmailDelivery, EmailPolicy
-from tests.fakes.orders import SteppingClock
+from tests.fakes.clock import SteppingClock
 from tests.helpers.smtp import Mailbox, smtp_server
 
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)

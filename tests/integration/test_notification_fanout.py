@@ -23,7 +23,7 @@ from backend.infrastructure.notifications import (
     tail_notifications,
 )
 from backend.services.notifications import NotificationService, StreamPolicy
-from tests.fakes.orders import SteppingClock
+from tests.fakes.clock import SteppingClock
 from tests.helpers.orders import seed_user
 
 RUNG_WITHIN = 10.0  # a bound for "never rung", not a speed requirement

@@ -49,6 +49,8 @@ async def test_one_notification_per_event_and_user(engine: AsyncEngine) -> None:
     alice, bob = await new_user(engine), await new_user(engine)
     event_id = str(uuid.uuid4())
     async with SqlUnitOfWork(engine) as uow:
+        assert await uow.notifications.lock_recipient(alice)
+        assert not await uow.notifications.lock_recipient(str(uuid.uuid4()))  # no such user
         first = await uow.notifications.add(note(alice, event_id))
         again = await uow.notifications.add(note(alice, event_id))
         for_bob = await uow.notifications.add(note(bob, event_id))

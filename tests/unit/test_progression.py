@@ -231,7 +231,9 @@ async def test_purge_removes_day_old_keys_and_expired_tokens_in_batches(
     assert list(db.idempotency.rows) == [("u", "new")]
     assert sorted(db.refresh_tokens.rows) == ["live", "spent-live"]
     assert report.outbox_events == 0
-    assert db.commits - commits == 3 + 2 + 1  # batches of 2: keys 2+2+1, tokens 2+0, events 0
+    assert report.stream_tickets == 0
+    # Batches of 2: keys 2+2+1, tokens 2+0, events 0, stream tickets 0.
+    assert db.commits - commits == 3 + 2 + 1 + 1
 
 
 async def test_a_rejecting_batch_locks_all_its_products_before_giving_stock_back(

@@ -24,6 +24,7 @@ def test_every_beat_job_is_scheduled_on_its_interval_and_registered_as_a_task(
         purge_interval=11,
         order_progression_interval=5,
         webhook_poll_interval=13,
+        email_delivery_interval=17,
     )
     schedule = beat_schedule(settings)
     assert {name: (e["task"], e["schedule"], e["options"]) for name, e in schedule.items()} == {
@@ -31,6 +32,7 @@ def test_every_beat_job_is_scheduled_on_its_interval_and_registered_as_a_task(
         "relay_outbox": (names.RELAY_OUTBOX, 3, {"expires": 3}),
         "purge_expired": (names.PURGE_EXPIRED, 11, {"expires": 11}),
         "deliver_webhooks": (names.DELIVER_WEBHOOKS, 13, {"expires": 13}),
+        "deliver_due_emails": (names.DELIVER_DUE_EMAILS, 17, {"expires": 17}),
         "validate_pending": (names.VALIDATE_PENDING, 5, {"expires": 5}),
         "auto_approve": (names.AUTO_APPROVE, 5, {"expires": 5}),
         "start_processing": (names.START_PROCESSING, 5, {"expires": 5}),
@@ -42,8 +44,9 @@ def test_every_beat_job_is_scheduled_on_its_interval_and_registered_as_a_task(
         if key.isupper()
         and isinstance(value, str)
         and value.startswith("orderflow.")
-        and value != names.WORKFLOW_PREFIX
+        and value not in (names.WORKFLOW_PREFIX, names.NOTIFICATIONS_PREFIX)
     }
     registered = {name for name in app.tasks if name.startswith("orderflow.")}
-    assert {job.task for job in JOBS} | {names.DISPATCH_EVENT} == published == registered
+    unscheduled = {names.DISPATCH_EVENT, names.SEND_EMAIL}  # kicked, never on a schedule
+    assert {job.task for job in JOBS} | unscheduled == published == registered
     assert "orderflow.workflow.validate_order" not in registered  # through the outbox now

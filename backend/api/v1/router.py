@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from backend.api.v1 import auth, probes, users, webhooks
+from backend.api.v1 import auth, notifications, probes, users, webhooks
 from backend.api.v1 import orders as orders_routes
 from backend.api.v1 import products as products_routes
 
@@ -16,4 +16,5 @@ routers: list[APIRouter] = [
     users.router,
     orders_routes.router,
     webhooks.router,
+    notifications.router,
 ]

@@ -11,6 +11,7 @@ from backend.core.config import Settings
 from backend.infrastructure.cache.codecs import CATALOG_CODECS
 from backend.infrastructure.cache.redis_tier import RedisTier
 from backend.infrastructure.cache.tiered import TieredCache
+from backend.infrastructure.pubsub import subscriber_client
 
 __all__ = ["TieredCache", "build_cache"]
 
@@ -43,13 +44,14 @@ def build_cache(settings: Settings) -> TieredCache:
             return min(ttl, EMBEDDED_MAX_TTL_SECONDS), size
 
         return TieredCache(policy=policy, codecs=CATALOG_CODECS, enabled=settings.cache_enabled)
+    redis_url = settings.redis_url
     return TieredCache(
         policy=settings.cache_policy,
         codecs=CATALOG_CODECS,
         l2=RedisTier(_client(settings, retries=1, socket_timeout=settings.redis_socket_timeout)),
         # The listener reconnects itself (and resyncs): redis-py must not do it silently. Its
         # reads carry their own timeout (the heartbeat), so the socket needs none.
-        subscriber=lambda: _client(settings, retries=0, socket_timeout=None),
+        subscriber=lambda: subscriber_client(redis_url, settings.redis_socket_timeout),
         prefix=settings.redis_key_prefix,
         enabled=settings.cache_enabled,
     )

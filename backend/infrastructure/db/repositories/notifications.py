@@ -34,13 +34,14 @@ def _notification(row: Any) -> Notification:
 
 
 class SqlNotificationRepository(SqlRepository):
-    async def lock_recipient(self, user_id: str) -> None:
+    async def lock_recipient(self, user_id: str) -> bool:
         # FOR NO KEY UPDATE: writers of this user's notifications queue behind each other,
         # while foreign-key checks of other tables (FOR KEY SHARE) are not blocked. SQLite
         # has one writer at a time anyway (BEGIN IMMEDIATE) and renders no lock clause.
-        await self._conn.execute(
+        found = await self._conn.execute(
             select(users.c.id).where(users.c.id == user_id).with_for_update(key_share=True)
         )
+        return found.first() is not None
 
     async def add(self, notification: NewNotification) -> Notification | None:
         values = {
