@@ -300,11 +300,10 @@ class Container:
 
     def event_consumers(self) -> tuple[EventConsumer, ...]:
         """Every consumer of relayed events; each area adds its own here (one line)."""
-        # The notification consumers (`notification_consumers()`) are not subscribed yet:
-        # with them the crash and scale workflow tests do not finish in their bounds.
         return (
             OrderValidationConsumer(self.order_workflow, self.clock),
             WebhookConsumer(self.clock, self.webhook_policy(), self.kick_webhooks),
+            *self.notification_consumers(),
         )
 
     # --- webhooks (ADR 0016) -------------------------------------------------------------
