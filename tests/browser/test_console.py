@@ -54,6 +54,18 @@ def wait_until(predicate: Callable[[], bool], seconds: float, message: str) -> N
         time.sleep(0.2)
 
 
+def watch_live_mode(page: Any) -> None:
+    """Record every change of the live indicator (a fallback to polling would show)."""
+    page.evaluate(
+        """() => { window.__modes = [];
+          new MutationObserver(() => {
+            const mode = document.querySelector("[data-live]")?.dataset.live ?? "none";
+            if (mode !== "live") window.__modes.push(mode);
+          }).observe(document.body, { subtree: true, childList: true, attributes: true });
+        }"""
+    )
+
+
 def mark_document(page: Any) -> None:
     """A marker that a reload or a navigation to another document would lose."""
     page.evaluate("window.__sameDocument = true")
@@ -125,6 +137,17 @@ def test_customer_registers_orders_and_watches_it_complete(
     seed.product("Espresso beans 1 kg", "18.50", 40)
     product = seed.product("Ceramic mug", "12.50", 25)
     page = open_page()
+    streams: list[str] = []
+    page.on(
+        "response",
+        lambda r: (
+            streams.append(r.url)
+            if "/api/v1/notifications/stream?" in r.url
+            and r.status == 200
+            and r.headers.get("content-type", "").startswith("text/event-stream")
+            else None
+        ),
+    )
     mark_document(page)
     screenshot(page, "catalogue", shots)
 
@@ -135,6 +158,8 @@ def test_customer_registers_orders_and_watches_it_complete(
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Register").click()
     page.get_by_role("button", name="Log out").wait_for()
+    page.locator('[data-live="live"]').wait_for()
+    watch_live_mode(page)
 
     add_to_cart(page, product, 2)
     page.get_by_role("link", name="Cart").click()
@@ -152,9 +177,21 @@ def test_customer_registers_orders_and_watches_it_complete(
     assert still_same_document(page), "the page was reloaded"
     screenshot(page, "order", shots)
 
+    assert streams, "no notifications stream was opened"
+    assert page.locator("[data-live]").get_attribute("data-live") == "live"
+    assert page.evaluate("window.__modes") == [], "the page fell back to polling"
+
     page.get_by_role("link", name="My orders").click()
     page.locator('td [data-status="completed"]').wait_for()
     screenshot(page, "orders", shots)
+    badge = page.get_by_role("link", name="Notifications").locator(".badge")
+    badge.filter(has_text="5").wait_for()  # created + four status changes
+    page.get_by_role("link", name="Notifications").click()
+    page.get_by_role("list", name="Notifications").locator("li.unread").nth(4).wait_for()
+    screenshot(page, "notifications", shots)
+    page.get_by_role("button", name="Mark all read").click()
+    badge.wait_for(state="detached")
+    assert page.get_by_role("list", name="Notifications").locator("li.unread").count() == 0
     assert still_same_document(page), "the page was reloaded"
 
 
