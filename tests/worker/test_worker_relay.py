@@ -68,8 +68,16 @@ def test_the_worker_relays_dispatches_and_handles_every_event_once(
     make_stack: Any, mode: str
 ) -> None:
     stack = make_stack(mode, workflow_retry_after=3600)
-    ids = asyncio.run(add_events(stack, 40, request_id="req-relay-1"))
     worker = stack.worker()
+    # The commit's relay kick is the only trigger here (no Beat, no redelivery): it expires
+    # after OUTBOX_POLL_INTERVAL, so the worker must be consuming before the commit (a worker
+    # starting slower than that on a loaded machine found the kick expired).
+    wait_until(
+        lambda: any(str(line.get("event", "")).endswith(" ready.") for line in worker.json_lines()),
+        90,
+        lambda: f"the worker never became ready\n{stack.logs()}",
+    )
+    ids = asyncio.run(add_events(stack, 40, request_id="req-relay-1"))
 
     def all_handled() -> bool:
         return not asyncio.run(outbox_state(stack))["unhandled"]
