@@ -18,6 +18,7 @@ from backend.infrastructure.email import (
     SmtpConfig,
     SmtpSender,
     build_sender,
+    log_sender,
 )
 from tests.e2e.processes import free_port
 from tests.helpers.smtp import Mailbox
@@ -122,10 +123,17 @@ async def test_starttls_required_but_not_offered_is_not_sent_in_clear(smtp_serve
     assert mailbox.accepted == []
 
 
-async def test_without_an_smtp_host_the_mail_is_written_to_the_log() -> None:
+async def test_without_an_smtp_host_the_mail_is_written_to_the_log(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     mail_sender = build_sender(None)
     assert isinstance(mail_sender, LogEmailSender)
+    # The module's logger is cached on first use (cache_logger_on_first_use) with the processor
+    # list configured then; every create_app() configures a new list, and capture_logs() only
+    # swaps the current one. After an earlier test logged a mail and an app was created since,
+    # the cached logger never reached the capture. A logger made inside the capture does.
     with structlog.testing.capture_logs() as logs:
+        monkeypatch.setattr(log_sender, "log", structlog.get_logger("test.email"))
         await mail_sender.send(message())
     [line] = [entry for entry in logs if entry["event"] == "email_logged"]
     assert line["recipient"] == "alice@example.com"
