@@ -7,6 +7,7 @@ each worker process call it once and close it on shutdown.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -22,12 +23,11 @@ from backend.core.config import Settings
 from backend.core.logging import get_logger
 from backend.core.metrics import (
     DEPENDENCY_ERRORS,
-    EMAILS_SENT,
     OUTBOX_OLDEST_AGE,
     OUTBOX_PENDING,
     READINESS_CHECKS,
 )
-from backend.core.tasks import DELIVER_WEBHOOKS, RELAY_OUTBOX, SEND_EMAIL
+from backend.core.tasks import DELIVER_DUE_EMAILS, DELIVER_WEBHOOKS, RELAY_OUTBOX, SEND_EMAIL
 from backend.domain.clock import SystemClock
 from backend.domain.email import RetrySchedule
 from backend.domain.errors import DomainError
@@ -41,7 +41,6 @@ from backend.infrastructure.db.engine import create_engine
 from backend.infrastructure.db.uow import SqlUnitOfWork
 from backend.infrastructure.email import JinjaEmailRenderer, SmtpConfig, build_sender
 from backend.infrastructure.messaging.celery import (
-    CeleryEventPublisher,
     CeleryTaskPublisher,
     make_celery,
 )
@@ -66,7 +65,7 @@ from backend.infrastructure.webhooks.targets import AddressGuard
 from backend.services.auth import AuthPolicy, AuthService
 from backend.services.batches import BatchBudget
 from backend.services.catalog import CatalogService
-from backend.services.email import DeliveryOutcome, EmailDelivery, EmailPolicy
+from backend.services.email import EmailDelivery, EmailPolicy
 from backend.services.event_recorder import EventRecorder
 from backend.services.events import EventConsumer, EventDispatcher
 from backend.services.maintenance import Maintenance
@@ -282,12 +281,8 @@ class Container:
 
     # --- outbox and events ------------------------------------------------------------
     @cached_property
-    def event_publisher(self) -> CeleryEventPublisher:
-        return CeleryEventPublisher(self.celery)
-
-    @cached_property
     def outbox_relay(self) -> OutboxRelay:
-        return OutboxRelay(self.uow, self.event_publisher, self.clock, self.relay_policy())
+        return OutboxRelay(self.uow, self.event_dispatcher, self.clock, self.relay_policy())
 
     def relay_policy(self) -> RelayPolicy:
         s = self.settings
@@ -401,15 +396,19 @@ class Container:
             self.uow, self.clock, build_sender(smtp_config(self.settings)), self.email_policy()
         )
 
+    async def kick_emails(self, send_ids: Sequence[str]) -> None:
+        """After the commit that recorded these mails: with SMTP_HOST, one task per mail
+        (slow receivers then wait in parallel across the pool); without it a mail is only a
+        log line, and one run of the due-emails job writes the whole batch (ADR 0020)."""
+        if self.settings.smtp_host is None:
+            await self._kick(DELIVER_DUE_EMAILS, self.settings.email_delivery_interval)
+            return
+        for send_id in send_ids:
+            await self.kick_email(send_id)
+
     async def kick_email(self, send_id: str, countdown: float | None = None) -> None:
         """Best effort: ask a worker to send this mail (now, or after `countdown` seconds);
-        the due-emails job is the safety net. Without SMTP_HOST the mail is only a log line:
-        written right here (after the commit), not worth a task of its own."""
-        if self.settings.smtp_host is None and countdown is None:
-            result = await self.email_delivery.deliver(send_id)
-            if result.outcome is not DeliveryOutcome.SKIPPED:
-                EMAILS_SENT.labels(outcome=str(result.outcome)).inc()
-            return
+        the due-emails job is the safety net."""
         try:
             await self.tasks.publish(
                 SEND_EMAIL,
@@ -425,7 +424,7 @@ class Container:
         return (
             InAppNotificationConsumer(self.clock, self.notification_signal),
             EmailNotificationConsumer(
-                self.clock, JinjaEmailRenderer(), self.email_policy(), self.kick_email
+                self.clock, JinjaEmailRenderer(), self.email_policy(), self.kick_emails
             ),
         )
 

@@ -20,7 +20,12 @@ from backend.bootstrap import Container
 from backend.core import tasks as names
 from backend.core.config import Settings
 from backend.core.logging import get_logger
-from backend.core.metrics import EMAILS_SENT, OUTBOX_RELAYED, WORKFLOW_ORDERS_MOVED
+from backend.core.metrics import (
+    EMAILS_SENT,
+    EVENTS_CONSUMED,
+    OUTBOX_RELAYED,
+    WORKFLOW_ORDERS_MOVED,
+)
 from backend.services.email import DeliveryOutcome, DeliveryResult
 from worker import webhook_sender
 
@@ -48,12 +53,21 @@ async def relay_outbox(c: Container) -> dict[str, Any]:
     report = await c.outbox_relay.relay()
     OUTBOX_RELAYED.labels(kind="published").inc(report.published)
     OUTBOX_RELAYED.labels(kind="redelivered").inc(report.redelivered)
-    if report.published or report.redelivered or report.broker_failed:
+    outcomes = (
+        ("handled", report.handled),
+        ("duplicate", report.duplicates),
+        ("failed", report.failures),
+    )
+    for outcome, counts in outcomes:
+        for consumer, n in counts.items():
+            EVENTS_CONSUMED.labels(consumer=consumer, outcome=outcome).inc(n)
+    if report.published or report.redelivered:
         log.info(
             "outbox_relayed",
             published=report.published,
             redelivered=report.redelivered,
-            broker_failed=report.broker_failed,
+            failed=report.failed,
+            handled=dict(report.handled),
         )
     return {"published": report.published, "redelivered": report.redelivered}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 HEARTBEAT = "orderflow.heartbeat"
 RELAY_OUTBOX = "orderflow.outbox.relay"
-DISPATCH_EVENT = "orderflow.events.dispatch"
 PURGE_EXPIRED = "orderflow.maintenance.purge_expired"
 DELIVER_WEBHOOKS = "orderflow.webhooks.deliver"
 
@@ -25,13 +24,12 @@ START_PROCESSING = WORKFLOW_PREFIX + "start_processing"
 COMPLETE_PROCESSING = WORKFLOW_PREFIX + "complete_processing"
 
 # Queues by task-name pattern: the workflow's jobs get a queue of their own, so a burst of
-# events (one dispatch per event, one relay kick per commit) in `default` never delays
-# them: workers take from their queues in turn.
+# relay runs (each dispatches its events in process) in `default` never delays them:
+# workers take from their queues in turn.
 QUEUES = ("default", "workflow", "notifications")
 TASK_ROUTES = {
     WORKFLOW_PREFIX + "*": {"queue": "workflow"},
     "orderflow.outbox.*": {"queue": "default"},
-    "orderflow.events.*": {"queue": "default"},
     "orderflow.maintenance.*": {"queue": "default"},
     NOTIFICATIONS_PREFIX + "*": {"queue": "notifications"},
     # Webhook sends wait on receivers: never in the queues of the workflow and the relay.

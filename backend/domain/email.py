@@ -3,7 +3,7 @@ renderer and the sender."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -88,6 +88,10 @@ class RetrySchedule:
 class EmailSendRepository(Protocol):
     async def add(self, send: EmailSend) -> bool:
         """False when a send of this (event, template) is already recorded."""
+        ...
+
+    async def add_many(self, sends: Sequence[EmailSend]) -> list[str]:
+        """`add` for each in one statement: the ids of the sends recorded now."""
         ...
 
     async def get(self, send_id: str) -> EmailSend | None: ...

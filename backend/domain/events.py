@@ -34,29 +34,3 @@ class OutboxRecord:
     attempts: int
     published_at: datetime | None
     request_id: str | None = None  # of the API request that caused it, for the worker's logs
-
-
-def event_to_message(event: DomainEvent) -> dict[str, Any]:
-    """The JSON body of the task that carries an event from the outbox to its consumers."""
-    return {
-        "id": event.id,
-        "type": event.type,
-        "aggregate_type": event.aggregate_type,
-        "aggregate_id": event.aggregate_id,
-        "payload": event.payload,
-        "occurred_at": event.occurred_at.isoformat(),
-    }
-
-
-def event_from_message(message: dict[str, Any]) -> DomainEvent:
-    occurred_at = datetime.fromisoformat(message["occurred_at"])
-    if occurred_at.tzinfo is None:
-        occurred_at = occurred_at.replace(tzinfo=UTC)
-    return DomainEvent(
-        id=str(message["id"]),
-        type=str(message["type"]),
-        aggregate_type=str(message["aggregate_type"]),
-        aggregate_id=str(message["aggregate_id"]),
-        payload=dict(message["payload"]),
-        occurred_at=occurred_at,
-    )

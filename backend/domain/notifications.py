@@ -89,8 +89,18 @@ class NotificationRepository(Protocol):
         will never later find a smaller one appear). False when there is no such user."""
         ...
 
+    async def lock_recipients(self, user_ids: Sequence[str]) -> set[str]:
+        """`lock_recipient` for several users at once (in one order, so two writers never
+        wait on each other crosswise); the ids of those that exist."""
+        ...
+
     async def add(self, notification: NewNotification) -> Notification | None:
         """None when this event already made a notification for this user."""
+        ...
+
+    async def add_many(self, notifications: Sequence[NewNotification]) -> list[Notification]:
+        """`add` for each, in order, in one statement: the ones made (ids increase in the
+        given order)."""
         ...
 
     async def page(self, query: NotificationQuery) -> NotificationPage:

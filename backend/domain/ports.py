@@ -68,6 +68,11 @@ class ProcessedEvents(Protocol):
         """True the first time for this pair, False if it was already processed."""
         ...
 
+    async def mark_processed_many(self, event_ids: Sequence[str], consumer: str) -> set[str]:
+        """Record (event, consumer) for each event; the ids recorded now (the others were
+        already processed)."""
+        ...
+
 
 OnCommit = Callable[[], Awaitable[None]]
 

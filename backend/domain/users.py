@@ -201,6 +201,10 @@ class UserRepository(Protocol):
 
     async def get(self, user_id: str) -> User | None: ...
 
+    async def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
+        """The users that exist among `user_ids`, by id."""
+        ...
+
     async def get_by_email(self, email: str) -> User | None:
         """`email` must already be normalised."""
         ...

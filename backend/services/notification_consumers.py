@@ -1,14 +1,15 @@
 """The consumers of order events that tell the owner: an in-app notification and an email.
 
-Each runs in the dispatcher's unit of work (`events.py`), so its row and the (event,
-consumer) dedup record commit together; what leaves the process (the streams' wake-up, the
-SMTP send) is registered with `tx.on_commit` and happens only after that commit.
+Each runs in the dispatcher's unit of work (`events.py`), a batch of events at a time, so
+its rows and the (event, consumer) dedup records commit together; what leaves the process
+(the streams' wake-up, the SMTP send) is registered with `tx.on_commit` and happens only
+after that commit.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,13 +17,14 @@ from backend.domain.email import EmailMessage, EmailRenderer, EmailSend, EmailSt
 from backend.domain.events import ORDER_CREATED, ORDER_STATUS_CHANGED, DomainEvent
 from backend.domain.notifications import NewNotification, NotificationSignal
 from backend.domain.ports import Clock, Transaction
+from backend.domain.users import User
 from backend.services.email import EmailPolicy, message_id, template_for
 
 IN_APP_CONSUMER = "notifications.in_app"
 EMAIL_CONSUMER = "notifications.email"
 ORDER_EVENTS = frozenset({ORDER_CREATED, ORDER_STATUS_CHANGED})
 
-DeliveryKick = Callable[[str], Awaitable[None]]
+DeliveryKick = Callable[[Sequence[str]], Awaitable[None]]
 
 
 def short_id(order_id: str) -> str:
@@ -65,8 +67,8 @@ def notification_for(event: DomainEvent, at: datetime) -> NewNotification:
 
 
 class InAppNotificationConsumer:
-    """Writes the owner's notification in the dispatcher's transaction; the wake-up of the
-    live streams follows the commit."""
+    """Writes the owners' notifications in the dispatcher's transaction, a batch of events
+    in a few statements; the wake-up of the live streams follows the commit."""
 
     name = IN_APP_CONSUMER
     event_types = ORDER_EVENTS
@@ -76,14 +78,21 @@ class InAppNotificationConsumer:
         self._signal = signal
 
     async def handle(self, event: DomainEvent, tx: Transaction) -> None:
-        if not has_owner(event):
+        await self.handle_many([event], tx)
+
+    async def handle_many(self, events: Sequence[DomainEvent], tx: Transaction) -> None:
+        now = self._clock.now()
+        wanted = [notification_for(event, now) for event in events if has_owner(event)]
+        if not wanted:
             return
-        notification = notification_for(event, self._clock.now())
-        if not await tx.notifications.lock_recipient(notification.user_id):
-            return  # the owner was deleted: nobody to tell
-        if await tx.notifications.add(notification) is None:
-            return  # this event already made it (the dedup row was purged, or a race)
-        user_ids = [notification.user_id]
+        # Locked until the commit: a user's ids become visible in increasing order.
+        present = await tx.notifications.lock_recipients([n.user_id for n in wanted])
+        made = await tx.notifications.add_many([n for n in wanted if n.user_id in present])
+        # (an owner deleted meanwhile has nobody to tell; an event that already made its
+        # notification, its dedup row purged or in a race, makes none again)
+        if not made:
+            return
+        user_ids = sorted({n.user_id for n in made})
 
         async def wake() -> None:
             await self._signal.notify(user_ids)
@@ -107,8 +116,8 @@ def email_context(event: DomainEvent, name: str | None) -> dict[str, Any]:
 
 
 class EmailNotificationConsumer:
-    """Records the owner's email for an order event; `kick` (after commit) asks a worker to
-    send it now, the due-sends job is the safety net."""
+    """Records the owners' emails for a batch of order events; `kick` (after commit) asks a
+    worker to send the new ones now, the due-sends job is the safety net."""
 
     name = EMAIL_CONSUMER
     event_types = ORDER_EVENTS
@@ -122,15 +131,32 @@ class EmailNotificationConsumer:
         self._kick = kick
 
     async def handle(self, event: DomainEvent, tx: Transaction) -> None:
-        if not has_owner(event):
+        await self.handle_many([event], tx)
+
+    async def handle_many(self, events: Sequence[DomainEvent], tx: Transaction) -> None:
+        mine = [event for event in events if has_owner(event)]
+        if not mine:
             return
-        user = await tx.users.get(str(event.payload["user_id"]))
-        if user is None:
-            return  # the owner was deleted: nobody to write to
+        owners = await tx.users.get_many([str(e.payload["user_id"]) for e in mine])
+        now = self._clock.now()
+        sends = [
+            self._send(event, user, now)
+            for event in mine
+            if (user := owners.get(str(event.payload["user_id"]))) is not None
+        ]  # an owner deleted meanwhile has nobody to write to
+        recorded = await tx.email_sends.add_many(sends)
+        if not recorded:
+            return
+
+        async def kick() -> None:
+            await self._kick(recorded)
+
+        tx.on_commit(kick)
+
+    def _send(self, event: DomainEvent, user: User, now: datetime) -> EmailSend:
         template = template_for(event.type)
         rendered = self._renderer.render(template, email_context(event, user.full_name))
-        now = self._clock.now()
-        send = EmailSend(
+        return EmailSend(
             id=str(uuid.uuid4()),
             event_id=event.id,
             template=template,
@@ -147,10 +173,3 @@ class EmailNotificationConsumer:
             last_error=None,
             created_at=now,
         )
-        if not await tx.email_sends.add(send):
-            return
-
-        async def kick() -> None:
-            await self._kick(send.id)
-
-        tx.on_commit(kick)

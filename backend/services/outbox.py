@@ -1,31 +1,34 @@
-"""The outbox relay: hand committed events to the broker, at least once.
+"""The outbox relay: hand committed events to their consumers, at least once.
 
-Each batch is one unit of work: claim rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the
-single SQLite writer otherwise), publish each as a task whose id is the event id, mark the
-handed-over rows published, commit. A crash between publish and commit re-publishes the
-batch; consumers dedup on (event id, consumer), so that costs work, never a duplicate effect.
+Each batch (ADR 0020): claim rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the single
+SQLite writer otherwise) and mark them published with one more delivery attempt, commit
+(the claim is now a lease other relays skip), then run the batch through the dispatcher in
+this process, which marks handled every event whose consumers all succeeded. No broker
+message per event: a batch of events costs a few statements per consumer.
 
-A second pass re-publishes events that were published but never handled by their consumers
-(`handled_at` unset) after `redeliver_after`: the embedded broker loses a message whose
-worker was SIGKILLed, and Redis only restores it after its visibility timeout (an hour).
+A crash after the claim's commit leaves the batch published but unhandled: the second pass
+hands such events over again (`handled_at` unset) after `redeliver_after`, at most
+`max_deliveries` times, and so retries the events whose consumers failed. Consumers dedup
+on (event id, consumer), so a second delivery costs work, never a duplicate effect.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from backend.domain.events import OutboxRecord
 from backend.domain.ports import Clock, OutboxRepository, UnitOfWorkFactory
 from backend.services.batches import BatchBudget, run_batches
+from backend.services.events import BatchReport
 
 
-class EventPublisher(Protocol):
-    async def publish(self, records: Sequence[OutboxRecord]) -> list[str]:
-        """Hand each event to the broker as a task whose id is the event id, in order,
-        stopping at the first failure; the ids of the events handed over."""
+class EventHandOver(Protocol):
+    async def dispatch_many(self, records: Sequence[OutboxRecord]) -> BatchReport:
+        """Run the events through their consumers; mark handled those that succeeded."""
         ...
 
 
@@ -39,33 +42,37 @@ class RelayPolicy:
 
 @dataclass(slots=True)
 class RelayReport:
-    published: int = 0
-    redelivered: int = 0
+    published: int = 0  # events handed over for the first time
+    redelivered: int = 0  # events handed over again (crashed or failed before)
+    failed: int = 0  # events a consumer failed (left for the redelivery pass)
     batches: int = 0
-    broker_failed: bool = False
+    handled: Counter[str] = field(default_factory=Counter)  # by consumer
+    duplicates: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)  # by consumer
 
 
 Claim = Callable[[OutboxRepository, datetime, int], Awaitable[Sequence[OutboxRecord]]]
 
 
 class OutboxRelay:
-    """Built by the Container with the unit-of-work factory, the broker, the clock and its
-    policy; `relay()` is the Beat job and the after-commit kick's task."""
+    """Built by the Container with the unit-of-work factory, the dispatcher, the clock and
+    its policy; `relay()` is the Beat job and the after-commit kick's task."""
 
     def __init__(
         self,
         uow: UnitOfWorkFactory,
-        publisher: EventPublisher,
+        dispatcher: EventHandOver,
         clock: Clock,
         policy: RelayPolicy,
     ) -> None:
         self._uow = uow
-        self._publisher = publisher
+        self._dispatcher = dispatcher
         self._clock = clock
         self._policy = policy
 
     async def relay(self) -> RelayReport:
-        """Drain unpublished events, then re-publish unhandled ones, in bounded batches."""
+        """Drain unpublished events, then hand over unhandled ones again, in bounded
+        batches."""
         policy = self._policy
         report = RelayReport()
 
@@ -81,8 +88,7 @@ class OutboxRelay:
             return await outbox.claim_unhandled(cutoff, policy.max_deliveries, limit)
 
         report.published = await self._drain(fresh, report)
-        if not report.broker_failed:
-            report.redelivered = await self._drain(stale, report)
+        report.redelivered = await self._drain(stale, report)
         return report
 
     async def backlog(self) -> tuple[int, float]:
@@ -92,24 +98,29 @@ class OutboxRelay:
 
     async def _drain(self, claim: Claim, report: RelayReport) -> int:
         async def batch(limit: int) -> int:
-            claimed, handed = await self._relay_batch(claim, limit)
-            if claimed:
-                report.batches += 1
-            if handed < claimed:  # the broker refused: stop, the next poll retries
-                report.broker_failed = True
-            return handed
+            records = await self._claim(claim, limit)
+            if not records:
+                return 0
+            report.batches += 1
+            dispatched = await self._dispatcher.dispatch_many(records)
+            report.failed += len(dispatched.failed)
+            report.handled.update(dispatched.handled)
+            report.duplicates.update(dispatched.duplicates)
+            for consumers in dispatched.failed.values():
+                report.failures.update(consumers.keys())
+            return len(records)
 
         budget = BatchBudget(self._policy.batch_size, self._policy.max_batches - report.batches)
         return (await run_batches(batch, budget)).taken
 
-    async def _relay_batch(self, claim: Claim, limit: int) -> tuple[int, int]:
+    async def _claim(self, claim: Claim, limit: int) -> Sequence[OutboxRecord]:
+        """Lease a batch: published (so no other relay claims it) with one more attempt,
+        committed before any consumer runs (their units must not wait on these locks)."""
         async with self._uow() as uow:
             records = await claim(uow.outbox, self._clock.now(), limit)
-            if not records:
-                return 0, 0
-            handed = await self._publisher.publish(records)
-            if handed:
-                await uow.outbox.mark_published(handed, self._clock.now())
-                await uow.outbox.record_attempt(handed)  # attempts = deliveries to the broker
+            if records:
+                ids = [r.event.id for r in records]
+                await uow.outbox.mark_published(ids, self._clock.now())
+                await uow.outbox.record_attempt(ids)  # attempts = deliveries to consumers
                 await uow.commit()
-        return len(records), len(handed)
+        return records

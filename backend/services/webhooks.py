@@ -190,12 +190,21 @@ class WebhookConsumer:
         self._kick = kick
 
     async def handle(self, event: DomainEvent, tx: Transaction) -> None:
-        endpoints = await tx.webhook_endpoints.subscribed_to(event.type)
-        if not endpoints:
+        await self.handle_many([event], tx)
+
+    async def handle_many(self, events: Sequence[DomainEvent], tx: Transaction) -> None:
+        subscribed: dict[str, list[WebhookEndpoint]] = {}
+        for event_type in dict.fromkeys(e.type for e in events):
+            subscribed[event_type] = await tx.webhook_endpoints.subscribed_to(event_type)
+        if not any(subscribed.values()):
             return
         now = self._clock.now()
         max_attempts = self._policy.retry.max_attempts
-        deliveries = [WebhookDelivery.of_event(event, e, now, max_attempts) for e in endpoints]
+        deliveries = [
+            WebhookDelivery.of_event(event, endpoint, now, max_attempts)
+            for event in events
+            for endpoint in subscribed[event.type]
+        ]
         await tx.webhook_deliveries.add_once(deliveries)
-        if any(e.enabled for e in endpoints):
+        if any(e.enabled for endpoints in subscribed.values() for e in endpoints):
             tx.on_commit(self._kick)

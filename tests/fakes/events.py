@@ -114,23 +114,5 @@ class FakeProcessedEvents:
         self.seen.add((event_id, consumer))
         return True
 
-
-class FakeEventPublisher:
-    """The relay's `EventPublisher`: a broker that accepts `capacity` messages, then
-    refuses (None: unlimited)."""
-
-    def __init__(self, capacity: int | None = None, crash_after_publish: bool = False) -> None:
-        self.capacity = capacity
-        self.crash_after_publish = crash_after_publish
-        self.sent: list[str] = []
-
-    async def publish(self, records: Sequence[OutboxRecord]) -> list[str]:
-        handed = []
-        for record in records:
-            if self.capacity is not None and len(self.sent) >= self.capacity:
-                break
-            self.sent.append(record.event.id)
-            handed.append(record.event.id)
-        if self.crash_after_publish:
-            raise RuntimeError("process died before the commit")
-        return handed
+    async def mark_processed_many(self, event_ids: Sequence[str], consumer: str) -> set[str]:
+        return {i for i in event_ids if await self.mark_processed(i, consumer)}

@@ -4,6 +4,7 @@ SQL ones: a rollback restores what `_begin` saw)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -44,6 +45,13 @@ class FakeNotificationRepository(_Snapshotting):
     async def lock_recipient(self, user_id: str) -> bool:
         self.locked.append(user_id)
         return user_id not in self.missing_users
+
+    async def lock_recipients(self, user_ids: Sequence[str]) -> set[str]:
+        return {u for u in sorted(set(user_ids)) if await self.lock_recipient(u)}
+
+    async def add_many(self, notifications: Sequence[NewNotification]) -> list[Notification]:
+        made = [await self.add(n) for n in notifications]
+        return [n for n in made if n is not None]
 
     async def add(self, notification: NewNotification) -> Notification | None:
         if any(
@@ -138,6 +146,9 @@ class FakeEmailSendRepository(_Snapshotting):
             return False
         self.sends[send.id] = send
         return True
+
+    async def add_many(self, sends: Sequence[EmailSend]) -> list[str]:
+        return [send.id for send in sends if await self.add(send)]
 
     async def get(self, send_id: str) -> EmailSend | None:
         return self.sends.get(send_id)

@@ -7,6 +7,7 @@ The repositories follow the transactional-fake protocol of tests/fakes/uow.py
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -57,6 +58,9 @@ class FakeUserRepository(_Transactional):
     async def get(self, user_id: str) -> User | None:
         user = self.rows.get(user_id)
         return replace(user) if user else None
+
+    async def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
+        return {i: replace(self.rows[i]) for i in user_ids if i in self.rows}
 
     async def get_by_email(self, email: str) -> User | None:
         for user in self.rows.values():

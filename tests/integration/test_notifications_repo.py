@@ -236,3 +236,53 @@ async def test_email_send_claim_lease_retry_and_outcomes(engine: AsyncEngine) ->
     assert sent.attempts == 2 and sent.next_attempt_at is None and sent.last_error is None
     assert failed is not None and failed.status is EmailStatus.FAILED
     assert failed.last_error == "550 no such user" and failed.next_attempt_at is None
+
+
+async def test_a_batch_locks_its_recipients_and_makes_each_notification_once(
+    engine: AsyncEngine,
+) -> None:
+    alice, bob = await new_user(engine), await new_user(engine)
+    ghost = str(uuid.uuid4())
+    seen = note(alice, n=0)
+    async with SqlUnitOfWork(engine) as uow:
+        await uow.notifications.add(seen)
+        await uow.commit()
+    batch = [note(bob, n=1), seen, note(alice, n=2), note(bob, n=3)]
+    async with SqlUnitOfWork(engine) as uow:
+        assert await uow.notifications.lock_recipients([bob, ghost, alice, bob]) == {alice, bob}
+        assert await uow.notifications.lock_recipients([]) == set()
+        made = await uow.notifications.add_many(batch)
+        assert await uow.notifications.add_many([]) == []
+        await uow.commit()
+    assert [(m.user_id, m.title) for m in made] == [
+        (bob, "Order placed 1"), (alice, "Order placed 2"), (bob, "Order placed 3")
+    ]  # fmt: skip
+    assert made[0].id < made[1].id < made[2].id  # drawn in the given order
+    assert made[1].data == {"order_id": "o1", "n": 2} and made[1].read_at is None
+    async with SqlUnitOfWork(engine) as uow:
+        stored = await uow.notifications.after(bob, 0, 10)
+    assert [n.id for n in stored] == [made[0].id, made[2].id]
+
+
+async def test_a_batch_of_email_sends_records_the_new_ones(engine: AsyncEngine) -> None:
+    seen = email_send(str(uuid.uuid4()))
+    async with SqlUnitOfWork(engine) as uow:
+        await uow.email_sends.add(seen)
+        await uow.commit()
+    fresh, other = email_send(str(uuid.uuid4())), email_send(str(uuid.uuid4()))
+    again = email_send(seen.event_id)  # the same (event, template) under a new id
+    async with SqlUnitOfWork(engine) as uow:
+        assert await uow.email_sends.add_many([fresh, again, other]) == [fresh.id, other.id]
+        assert await uow.email_sends.add_many([]) == []
+        await uow.commit()
+    async with SqlUnitOfWork(engine) as uow:
+        stored = await uow.email_sends.get(other.id)
+    assert stored is not None and stored.message == other.message
+
+
+async def test_users_are_read_in_one_batch(engine: AsyncEngine) -> None:
+    alice, bob = await new_user(engine), await new_user(engine)
+    async with SqlUnitOfWork(engine) as uow:
+        found = await uow.users.get_many([alice, str(uuid.uuid4()), bob, alice])
+        assert await uow.users.get_many([]) == {}
+    assert set(found) == {alice, bob} and found[bob].id == bob

@@ -11,10 +11,12 @@ import pytest
 import structlog
 from sqlalchemy import select
 
-from backend.domain.events import DomainEvent, OutboxRecord
+from backend.domain.events import DomainEvent
+from backend.domain.ports import Transaction
 from backend.infrastructure.db.engine import create_engine
 from backend.infrastructure.db.tables import outbox_events
 from backend.infrastructure.db.uow import SqlUnitOfWork
+from backend.services.events import EventDispatcher
 from backend.services.outbox import OutboxRelay, RelayPolicy
 from tests.fakes.orders import SteppingClock
 
@@ -38,17 +40,21 @@ async def add_events(engine, n: int) -> list[str]:  # type: ignore[no-untyped-de
     return [e.id for e in events]
 
 
-class SlowPublisher:
-    """Records what it was handed; sleeps so two relays overlap while holding their rows."""
+class SlowConsumer:
+    """Records what it was handed; sleeps so two relays overlap while running batches."""
 
-    def __init__(self, sent: list[str]) -> None:
-        self.sent = sent
+    name = "slow"
+    event_types = frozenset({"order.created"})
 
-    async def publish(self, records: Sequence[OutboxRecord]) -> list[str]:
+    def __init__(self, seen: list[str]) -> None:
+        self.seen = seen
+
+    async def handle(self, event: DomainEvent, tx: Transaction) -> None:
+        await self.handle_many([event], tx)
+
+    async def handle_many(self, events: Sequence[DomainEvent], tx: Transaction) -> None:
         await asyncio.sleep(0.05)
-        ids = [r.event.id for r in records]
-        self.sent.extend(ids)
-        return ids
+        self.seen.extend(e.id for e in events)
 
 
 async def test_request_id_is_stored_and_unhandled_rows_are_claimed_after_publishing(
@@ -80,29 +86,34 @@ async def test_request_id_is_stored_and_unhandled_rows_are_claimed_after_publish
         await engine.dispose()
 
 
-async def test_two_relays_racing_publish_every_event_exactly_once(database_url: str) -> None:
+async def test_two_relays_racing_hand_every_event_over_exactly_once(database_url: str) -> None:
     """PostgreSQL: SKIP LOCKED gives the racers disjoint rows; SQLite: one writer at a time."""
     engine = create_engine(database_url)
     try:
         ids = await add_events(engine, 60)
-        sent: list[str] = []
+        seen: list[str] = []
         policy = RelayPolicy(batch_size=7, max_batches=100)
 
         def factory() -> SqlUnitOfWork:
             return SqlUnitOfWork(engine)
 
-        reports = await asyncio.gather(
-            OutboxRelay(factory, SlowPublisher(sent), SteppingClock(), policy).relay(),
-            OutboxRelay(factory, SlowPublisher(sent), SteppingClock(), policy).relay(),
-        )
+        def relay() -> OutboxRelay:
+            clock = SteppingClock()
+            dispatcher = EventDispatcher(factory, clock, [SlowConsumer(seen)])
+            return OutboxRelay(factory, dispatcher, clock, policy)
 
-        assert sorted(sent) == sorted(ids)  # every event, none twice
+        reports = await asyncio.gather(relay().relay(), relay().relay())
+
+        assert sorted(seen) == sorted(ids)  # every event, none twice
         assert sum(r.published for r in reports) == 60
         if database_url.startswith("postgresql"):  # SQLite's busy wait lets one writer hog it
             assert all(r.published > 0 for r in reports)  # both really ran at the same time
         async with engine.connect() as conn:
-            rows = (await conn.execute(select(outbox_events.c.attempts))).scalars().all()
-        assert sorted(rows) == [1] * 60
+            rows = (
+                await conn.execute(select(outbox_events.c.attempts, outbox_events.c.handled_at))
+            ).all()
+        assert sorted(row.attempts for row in rows) == [1] * 60
+        assert all(row.handled_at is not None for row in rows)
     finally:
         await engine.dispose()
 

@@ -146,6 +146,11 @@ async def test_processed_events_are_recorded_once_per_consumer(database_url: str
             assert await uow.processed_events.mark_processed(e.id, "email") is True
             assert await uow.processed_events.mark_processed(e.id, "email") is False
             assert await uow.processed_events.mark_processed(e.id, "webhook") is True
+            others = [event().id for _ in range(3)]
+            many = await uow.processed_events.mark_processed_many([e.id, *others], "email")
+            assert many == set(others)  # e was already processed by "email"
+            assert await uow.processed_events.mark_processed_many(others, "email") == set()
+            assert await uow.processed_events.mark_processed_many([], "email") == set()
             await uow.commit()
     finally:
         await engine.dispose()

@@ -4,12 +4,13 @@ work only after a commit, and the retry policy of delivery."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
 
 from backend.domain.email import EmailDeliveryFailed, EmailMessage, RetrySchedule
-from backend.domain.events import ORDER_CREATED, ORDER_STATUS_CHANGED, DomainEvent
+from backend.domain.events import ORDER_CREATED, ORDER_STATUS_CHANGED, DomainEvent, OutboxRecord
 from backend.domain.users import User
 from backend.infrastructure.email import JinjaEmailRenderer
 from backend.services.batches import BatchBudget
@@ -61,11 +62,11 @@ class World:
         self.db = FakeUnitOfWorkFactory()
         self.clock = SteppingClock()
         self.signal = RecordingSignal()
-        self.kicks: list[str] = []
+        self.kicks: list[list[str]] = []  # one kick per commit, naming its sends
         self.policy = EmailPolicy(message_id_domain="shop.example")
 
-        async def kick(send_id: str) -> None:
-            self.kicks.append(send_id)
+        async def kick(send_ids: Sequence[str]) -> None:
+            self.kicks.append(list(send_ids))
 
         self.consumers = (
             InAppNotificationConsumer(self.clock, self.signal),
@@ -98,7 +99,38 @@ async def test_one_notification_and_one_email_per_event_dispatched_twice() -> No
     assert send.message.message_id == f"<{event.id}.order_created@shop.example>"
     assert send.message.subject == "Order 1234abcd placed" and "SKU-1" in send.message.text
     assert world.signal.notified == [[user.id]]  # once, after the one commit that made it
-    assert world.kicks == [send.id]
+    assert world.kicks == [[send.id]]
+
+
+async def test_a_batch_tells_every_owner_in_one_unit_with_one_wake_up_and_one_kick() -> None:
+    world = World()
+    alice = world.customer()
+    bob = make_user("c0ffee00-0000-4000-8000-000000000002")
+    world.db.users.rows[bob.id] = bob
+    ghost = make_user("deadbeef-0000-4000-8000-000000000001")  # deleted meanwhile
+    world.db.notifications.missing_users.add(ghost.id)
+    events = [order_event(alice), order_event(bob), order_event(ghost), order_event(alice)]
+    seen = events[3]
+    await world.dispatcher.dispatch(seen)  # one of them was handled before
+    world.signal.notified.clear()
+    world.kicks.clear()
+    commits = world.db.commits
+
+    report = await world.dispatcher.dispatch_many(
+        [OutboxRecord(event=e, attempts=1, published_at=None) for e in events]
+    )
+
+    assert report.handled == {"notifications.in_app": 3, "notifications.email": 3}
+    assert report.duplicates == {"notifications.in_app": 1, "notifications.email": 1}
+    assert world.db.commits - commits == 3  # one per consumer, one to mark them handled
+    made = sorted(world.db.notifications.rows.values(), key=lambda n: n.id)
+    assert [(n.user_id, n.event_id) for n in made] == [
+        (alice.id, seen.id), (alice.id, events[0].id), (bob.id, events[1].id)
+    ]  # fmt: skip
+    assert world.signal.notified == [sorted([alice.id, bob.id])]
+    assert len(world.kicks) == 1 and len(world.kicks[0]) == 2
+    recipients = {world.db.email_sends.sends[i].message.recipient for i in world.kicks[0]}
+    assert recipients == {alice.email, bob.email}
 
 
 async def test_a_status_change_names_both_states_and_the_reason() -> None:

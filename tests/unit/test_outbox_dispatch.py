@@ -1,19 +1,13 @@
-"""Event dispatch over fakes: subscriptions, dedup per consumer, failure isolation."""
+"""Event dispatch over fakes: subscriptions, dedup per consumer, batches, failure isolation."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import pytest
 
-from backend.domain.events import (
-    ORDER_CREATED,
-    ORDER_STATUS_CHANGED,
-    DomainEvent,
-    event_from_message,
-    event_to_message,
-)
+from backend.domain.events import ORDER_CREATED, ORDER_STATUS_CHANGED, DomainEvent, OutboxRecord
 from backend.domain.ports import Transaction
 from backend.services.events import EventDispatcher
 from tests.fakes import FakeUnitOfWorkFactory
@@ -120,16 +114,64 @@ async def test_consume_once_answers_whether_it_ran(db: FakeUnitOfWorkFactory) ->
     assert await EventDispatcher(db, SteppingClock(), []).consume_once(event, consumer) is False
 
 
-def test_the_task_message_round_trips_an_event() -> None:
-    event = DomainEvent(
-        type=ORDER_STATUS_CHANGED,
-        aggregate_type="order",
-        aggregate_id="o1",
-        payload={"from_status": "pending", "to_status": "validated", "total": "10.00"},
-        occurred_at=datetime(2026, 11, 23, 12, 0, 0, 123456, tzinfo=UTC),
+@dataclass
+class BatchConsumer(WritingConsumer):
+    """Takes a batch in one transaction; an event whose payload says `poison` fails it."""
+
+    batches: list[list[str]] = field(default_factory=list)
+
+    async def handle_many(self, events: Sequence[DomainEvent], uow: Transaction) -> None:
+        self.batches.append([e.id for e in events])
+        for event in events:
+            await self.handle(event, uow)
+
+    async def handle(self, event: DomainEvent, uow: Transaction) -> None:
+        await super().handle(event, uow)
+        if event.payload.get("poison"):
+            raise ValueError("cannot handle this one")
+
+
+def records(*events: DomainEvent) -> list[OutboxRecord]:
+    return [OutboxRecord(event=e, attempts=1, published_at=None) for e in events]
+
+
+async def test_a_batch_consumer_takes_the_batch_in_one_unit_and_skips_what_it_saw(
+    db: FakeUnitOfWorkFactory,
+) -> None:
+    batch = BatchConsumer("push", frozenset({ORDER_CREATED}))
+    single = WritingConsumer("mail", frozenset({ORDER_CREATED}))
+    events = [order_event() for _ in range(4)]
+    other = order_event(ORDER_STATUS_CHANGED)  # nobody here wants it
+    dispatcher = EventDispatcher(db, SteppingClock(), [batch, single])
+    await dispatcher.consume_once(events[1], batch)  # seen before (a redelivery)
+    commits = db.commits
+
+    report = await dispatcher.dispatch_many(records(*events, other))
+
+    assert batch.batches == [[events[0].id, events[2].id, events[3].id]]
+    assert (report.handled["push"], report.duplicates["push"]) == (3, 1)
+    assert report.handled["mail"] == 4 and single.runs == [e.id for e in events]
+    assert not report.failed and set(report.completed) == {e.id for e in [*events, other]}
+    assert set(db.outbox.handled) == set(report.completed)
+    # one unit for the batch consumer, one per event for the other, one to mark handled
+    assert db.commits - commits == 1 + 4 + 1
+
+
+async def test_a_failing_batch_is_retried_event_by_event_and_the_bad_one_fails_alone(
+    db: FakeUnitOfWorkFactory,
+) -> None:
+    batch = BatchConsumer("push", frozenset({ORDER_CREATED}))
+    good = [order_event() for _ in range(3)]
+    bad = DomainEvent(
+        type=ORDER_CREATED, aggregate_type="order", aggregate_id="o2", payload={"poison": 1}
     )
-    message = event_to_message(event)
-    assert message["occurred_at"] == "2026-11-23T12:00:00.123456+00:00"
-    assert event_from_message(message) == event
-    naive = {**message, "occurred_at": "2026-11-23T12:00:00"}
-    assert event_from_message(naive).occurred_at.tzinfo is UTC
+
+    report = await EventDispatcher(db, SteppingClock(), [batch]).dispatch_many(
+        records(good[0], bad, good[1], good[2])
+    )
+
+    assert set(report.failed) == {bad.id} and isinstance(report.failed[bad.id]["push"], ValueError)
+    assert report.handled["push"] == 3
+    assert follow_ups(db, "push") == 3  # the failed batch's writes rolled back, then one each
+    assert {e.id for e in good} == set(db.outbox.handled)  # the bad one waits for the net
+    assert (bad.id, "push") not in db.processed_events.seen

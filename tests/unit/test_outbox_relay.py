@@ -1,15 +1,19 @@
-"""The outbox relay over fakes: batches, broker failures, crashes, the redelivery net."""
+"""The outbox relay over fakes: leased batches run through the dispatcher in process,
+bounded runs, crashes and failing consumers left to the redelivery net."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
 
-from backend.domain.events import DomainEvent
+from backend.domain.events import DomainEvent, OutboxRecord
+from backend.domain.ports import Transaction
+from backend.services.events import BatchReport, EventDispatcher
 from backend.services.outbox import OutboxRelay, RelayPolicy
 from tests.fakes import FakeUnitOfWorkFactory
-from tests.fakes.events import FakeEventPublisher as RecordingPublisher
 from tests.fakes.orders import SteppingClock
 
 
@@ -30,6 +34,35 @@ async def add_events(db: FakeUnitOfWorkFactory, clock: SteppingClock, n: int) ->
     return ids
 
 
+@dataclass
+class Recorder:
+    """A batch consumer that records each batch; it fails on the events named in `fail`."""
+
+    name: str = "recorder"
+    event_types: frozenset[str] = frozenset({"order.created"})
+    batches: list[list[str]] = field(default_factory=list)
+    fail: set[str] = field(default_factory=set)
+
+    @property
+    def seen(self) -> list[str]:
+        return [i for batch in self.batches for i in batch]
+
+    async def handle(self, event: DomainEvent, tx: Transaction) -> None:
+        await self.handle_many([event], tx)
+
+    async def handle_many(self, events: Sequence[DomainEvent], tx: Transaction) -> None:
+        self.batches.append([e.id for e in events])
+        if self.fail & {e.id for e in events}:
+            raise ConnectionError("transient")
+
+
+class Crashing:
+    """A dispatcher whose process dies while it runs the batch."""
+
+    async def dispatch_many(self, records: Sequence[OutboxRecord]) -> BatchReport:
+        raise RuntimeError("process died")
+
+
 @pytest.fixture
 def db() -> FakeUnitOfWorkFactory:
     return FakeUnitOfWorkFactory()
@@ -46,92 +79,97 @@ def policy(**overrides: object) -> RelayPolicy:
     return RelayPolicy(**values)  # type: ignore[arg-type]
 
 
-async def test_relay_publishes_every_event_oldest_first_in_batches_and_marks_them(
+def relay(db: FakeUnitOfWorkFactory, clock: SteppingClock, consumer: Recorder, **rules: object):  # type: ignore[no-untyped-def]
+    return OutboxRelay(db, EventDispatcher(db, clock, [consumer]), clock, policy(**rules))
+
+
+async def test_the_relay_hands_batches_oldest_first_to_the_consumers_and_marks_them(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     ids = await add_events(db, clock, 5)
-    commits_before = db.commits
-    broker = RecordingPublisher()
+    consumer = Recorder()
 
-    report = await OutboxRelay(db, broker, clock, policy()).relay()
+    report = await relay(db, clock, consumer).relay()
 
-    assert broker.sent == ids
+    assert consumer.batches == [ids[0:2], ids[2:4], [ids[4]]]
     assert (report.published, report.redelivered, report.batches) == (5, 0, 3)
-    assert db.commits - commits_before == 3  # one commit per batch of 2, 2, 1
+    assert report.handled == {"recorder": 5} and report.failed == 0
     assert all(r.published_at is not None and r.attempts == 1 for r in db.outbox.rows.values())
-    assert await OutboxRelay(db, RecordingPublisher(), clock, policy()).backlog() == (0, 0.0)
+    assert set(db.outbox.handled) == set(ids)
+    assert await relay(db, clock, Recorder()).backlog() == (0, 0.0)
 
 
 async def test_a_run_is_bounded_by_max_batches_and_the_next_run_continues(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     ids = await add_events(db, clock, 5)
-    broker = RecordingPublisher()
+    consumer = Recorder()
 
-    first = await OutboxRelay(db, broker, clock, policy(max_batches=2)).relay()
+    first = await relay(db, clock, consumer, max_batches=2).relay()
     assert (first.published, first.batches) == (4, 2)
-    assert (await OutboxRelay(db, RecordingPublisher(), clock, policy()).backlog())[0] == 1
+    assert (await relay(db, clock, consumer).backlog())[0] == 1
 
-    second = await OutboxRelay(db, broker, clock, policy(max_batches=2)).relay()
+    second = await relay(db, clock, consumer, max_batches=2).relay()
     assert second.published == 1
-    assert broker.sent == ids  # nothing twice
+    assert consumer.seen == ids  # nothing twice
 
 
-async def test_a_broker_refusing_mid_batch_keeps_the_rest_for_the_next_poll(
-    db: FakeUnitOfWorkFactory, clock: SteppingClock
-) -> None:
-    ids = await add_events(db, clock, 5)
-
-    report = await OutboxRelay(db, RecordingPublisher(capacity=3), clock, policy()).relay()
-
-    assert report.broker_failed and report.published == 3
-    unpublished = [r.event.id for r in db.outbox.rows.values() if r.published_at is None]
-    assert unpublished == ids[3:]
-    clock.advance(seconds=1)
-    count, age = await OutboxRelay(db, RecordingPublisher(), clock, policy()).backlog()
-    assert count == 2 and age >= 1
-
-    retry = await OutboxRelay(db, RecordingPublisher(), clock, policy()).relay()
-    assert retry.published == 2 and not retry.broker_failed
-
-
-async def test_a_crash_between_publish_and_commit_republishes_the_batch(
+async def test_a_crash_after_the_claim_leaves_the_batch_to_the_redelivery_net(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
     ids = await add_events(db, clock, 2)
-    crashing = RecordingPublisher(crash_after_publish=True)
+    rules = policy(redeliver_after=timedelta(seconds=60))
 
     with pytest.raises(RuntimeError):
-        await OutboxRelay(db, crashing, clock, policy()).relay()
-    assert all(r.published_at is None for r in db.outbox.rows.values())  # rolled back
+        await OutboxRelay(db, Crashing(), clock, rules).relay()
+    assert all(r.published_at is not None for r in db.outbox.rows.values())  # leased
+    assert not db.outbox.handled
 
-    again = RecordingPublisher()
-    await OutboxRelay(db, again, clock, policy()).relay()
-    assert crashing.sent == ids and again.sent == ids  # at least once: consumers dedup
+    consumer = Recorder()
+    early = await OutboxRelay(db, EventDispatcher(db, clock, [consumer]), clock, rules).relay()
+    assert early.redelivered == 0 and consumer.seen == []  # another relay may still hold it
+
+    clock.advance(seconds=61)
+    late = await OutboxRelay(db, EventDispatcher(db, clock, [consumer]), clock, rules).relay()
+    assert late.redelivered == 2 and consumer.seen == ids
+    assert set(db.outbox.handled) == set(ids)
+    assert all(r.attempts == 2 for r in db.outbox.rows.values())
 
 
-async def test_published_but_unhandled_events_are_redelivered_after_the_delay(
+async def test_a_failing_consumer_leaves_only_its_event_unhandled_until_the_net_retries_it(
     db: FakeUnitOfWorkFactory, clock: SteppingClock
 ) -> None:
-    handled, lost, fresh = await add_events(db, clock, 3)
+    ok, bad, also_ok = await add_events(db, clock, 3)
+    consumer = Recorder(fail={bad})
+    rules = {"batch_size": 3, "redeliver_after": timedelta(seconds=60), "max_deliveries": 2}
+
+    report = await relay(db, clock, consumer, **rules).relay()
+    assert report.failed == 1 and report.failures == {"recorder": 1}
+    assert report.handled == {"recorder": 2}
+    assert set(db.outbox.handled) == {ok, also_ok}
+
+    consumer.fail.clear()
+    clock.advance(seconds=61)
+    consumer.batches.clear()
+    retry = await relay(db, clock, consumer, **rules).relay()
+    assert retry.redelivered == 1 and consumer.seen == [bad]  # the others are not run again
+    assert set(db.outbox.handled) == {ok, bad, also_ok}
+
+
+async def test_published_but_unhandled_events_are_redelivered_up_to_max_deliveries(
+    db: FakeUnitOfWorkFactory, clock: SteppingClock
+) -> None:
+    [lost] = await add_events(db, clock, 1)
     rules = policy(redeliver_after=timedelta(seconds=60), max_deliveries=2)
-    await OutboxRelay(db, RecordingPublisher(), clock, rules).relay()
-    db.outbox.handled[handled] = clock.now()  # its consumers finished; `lost` never ran
+    with pytest.raises(RuntimeError):
+        await OutboxRelay(db, Crashing(), clock, rules).relay()
 
-    clock.advance(seconds=30)
-    early = RecordingPublisher()
-    assert (await OutboxRelay(db, early, clock, rules).relay()).redelivered == 0
-
-    clock.advance(seconds=31)
-    async with db() as uow:  # `fresh` was just re-published by someone else: not stale yet
-        await uow.outbox.mark_published([fresh], clock.now())
-        await uow.commit()
-    broker = RecordingPublisher()
-    report = await OutboxRelay(db, broker, clock, rules).relay()
-    assert broker.sent == [lost] and report.redelivered == 1
+    clock.advance(seconds=61)
+    with pytest.raises(RuntimeError):
+        await OutboxRelay(db, Crashing(), clock, rules).relay()
     assert db.outbox.rows[lost].attempts == 2
 
     clock.advance(seconds=61)  # max_deliveries=2 reached: the net stops for `lost`
-    last = RecordingPublisher()
-    await OutboxRelay(db, last, clock, rules).relay()
-    assert last.sent == [fresh]
+    consumer = Recorder()
+    report = await OutboxRelay(db, EventDispatcher(db, clock, [consumer]), clock, rules).relay()
+    assert report.redelivered == 0 and consumer.seen == []

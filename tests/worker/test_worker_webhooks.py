@@ -108,16 +108,18 @@ def test_an_event_relayed_twice_is_delivered_once(make_stack: Any, mode: str) ->
     with Receiver() as receiver:
         endpoint = asyncio.run(register(stack, receiver.url))
 
-        async def publish_twice() -> None:
+        async def dispatch_twice() -> None:
+            """Two hand-overs of the event, as two relays whose leases overlapped would make;
+            the worker's relay then finds it unpublished and hands it over a third time."""
             [event_id] = await emit(stack)
             async with stack.container() as container:
                 async with container.uow() as uow:
-                    [record] = await uow.outbox.claim_unpublished(10)
+                    [record] = await uow.outbox.claim_unpublished(10)  # never committed
                 assert record.event.id == event_id
-                await container.event_publisher.publish([record])
-                await container.event_publisher.publish([record])
+                await container.event_dispatcher.dispatch_many([record])
+                await container.event_dispatcher.dispatch_many([record])
 
-        asyncio.run(publish_twice())
+        asyncio.run(dispatch_twice())
         stack.worker()
         stack.beat()
 
@@ -126,7 +128,7 @@ def test_an_event_relayed_twice_is_delivered_once(make_stack: Any, mode: str) ->
             return f"deliveries: {found}\nreceived: {receiver.received}\n{stack.logs()}"
 
         wait_until(lambda: settled(stack, endpoint.id, 1), 60, explain)
-        # Give a stray second delivery every chance to show up: the relay's own publish too.
+        # Give a stray second delivery every chance to show up: the relay's own hand-over too.
         asyncio.run(asyncio.sleep(2))
         assert len(receiver.received) == 1, explain()
         assert len(asyncio.run(deliveries(stack, endpoint.id))) == 1, explain()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,7 @@ from celery import Celery
 from celery.signals import before_task_publish, worker_process_init
 from kombu import Queue
 
-from backend.core.tasks import DISPATCH_EVENT, QUEUES, TASK_ROUTES
-from backend.domain.events import OutboxRecord, event_to_message
+from backend.core.tasks import QUEUES, TASK_ROUTES
 from backend.infrastructure.messaging.redis_transport import guard_collected_transport
 from backend.infrastructure.messaging.sqlite_broker import embedded_broker_url
 
@@ -143,37 +141,3 @@ class CeleryTaskPublisher:
             countdown=countdown,
             **options,
         )
-
-
-class CeleryEventPublisher:
-    """The outbox relay's `EventPublisher`: one dispatch task per event, id = event id."""
-
-    def __init__(self, app: Celery) -> None:
-        self._app = app
-
-    async def publish(self, records: Sequence[OutboxRecord]) -> list[str]:
-        return await asyncio.to_thread(self._publish_all, list(records))
-
-    def _publish_all(self, records: list[OutboxRecord]) -> list[str]:
-        handed: list[str] = []
-        try:
-            with self._app.producer_or_acquire() as producer:  # one connection per batch
-                for record in records:
-                    self._app.send_task(
-                        DISPATCH_EVENT,
-                        args=[event_to_message(record.event)],
-                        task_id=record.event.id,
-                        producer=producer,
-                        # Explicit, even when empty: the relay's own request id must not
-                        # be stamped on events other requests caused.
-                        headers={"request_id": record.request_id or ""},
-                    )
-                    handed.append(record.event.id)
-        except Exception as error:
-            log.warning(
-                "outbox_publish_failed",
-                error=type(error).__name__,
-                handed=len(handed),
-                claimed=len(records),
-            )
-        return handed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,23 +39,36 @@ def _send(row: Any) -> EmailSend:
 
 class SqlEmailSendRepository(SqlRepository):
     async def add(self, send: EmailSend) -> bool:
-        message = send.message
-        statement = self.insert_ignoring_conflicts(email_sends, ["event_id", "template"]).values(
-            id=send.id,
-            event_id=send.event_id,
-            template=send.template,
-            recipient=message.recipient,
-            subject=message.subject,
-            text_body=message.text,
-            html_body=message.html,
-            message_id=message.message_id,
-            status=send.status.value,
-            attempts=send.attempts,
-            next_attempt_at=send.next_attempt_at,
-            last_error=send.last_error,
-            created_at=send.created_at,
+        return bool(await self.add_many([send]))
+
+    async def add_many(self, sends: Sequence[EmailSend]) -> list[str]:
+        if not sends:
+            return []
+        rows = [
+            {
+                "id": send.id,
+                "event_id": send.event_id,
+                "template": send.template,
+                "recipient": send.message.recipient,
+                "subject": send.message.subject,
+                "text_body": send.message.text,
+                "html_body": send.message.html,
+                "message_id": send.message.message_id,
+                "status": send.status.value,
+                "attempts": send.attempts,
+                "next_attempt_at": send.next_attempt_at,
+                "last_error": send.last_error,
+                "created_at": send.created_at,
+            }
+            for send in sends
+        ]
+        statement = (
+            self.insert_ignoring_conflicts(email_sends, ["event_id", "template"])
+            .values(rows)
+            .returning(e.id)
         )
-        return bool((await self._conn.execute(statement)).rowcount)
+        recorded = {str(send_id) for send_id in (await self._conn.execute(statement)).scalars()}
+        return [send.id for send in sends if send.id in recorded]
 
     async def get(self, send_id: str) -> EmailSend | None:
         row = (

@@ -135,11 +135,18 @@ class SqlOutboxRepository(SqlRepository):
 
 class SqlProcessedEvents(SqlRepository):
     async def mark_processed(self, event_id: str, consumer: str) -> bool:
-        statement = self.insert_ignoring_conflicts(
-            processed_events, ["event_id", "consumer"]
-        ).values(event_id=event_id, consumer=consumer, processed_at=datetime.now(UTC))
-        result = await self._conn.execute(statement)
-        return bool(result.rowcount)
+        return bool(await self.mark_processed_many([event_id], consumer))
+
+    async def mark_processed_many(self, event_ids: Sequence[str], consumer: str) -> set[str]:
+        if not event_ids:
+            return set()
+        at = datetime.now(UTC)
+        statement = (
+            self.insert_ignoring_conflicts(processed_events, ["event_id", "consumer"])
+            .values([{"event_id": i, "consumer": consumer, "processed_at": at} for i in event_ids])
+            .returning(processed_events.c.event_id)
+        )
+        return set((await self._conn.execute(statement)).scalars())
 
 
 def _current_request_id() -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,33 +36,59 @@ def _notification(row: Any) -> Notification:
 
 class SqlNotificationRepository(SqlRepository):
     async def lock_recipient(self, user_id: str) -> bool:
-        # FOR NO KEY UPDATE: writers of this user's notifications queue behind each other,
-        # while foreign-key checks of other tables (FOR KEY SHARE) are not blocked. SQLite
-        # has one writer at a time anyway (BEGIN IMMEDIATE) and renders no lock clause.
+        return bool(await self.lock_recipients([user_id]))
+
+    async def lock_recipients(self, user_ids: Sequence[str]) -> set[str]:
+        # FOR NO KEY UPDATE: writers of these users' notifications queue behind each other,
+        # while foreign-key checks of other tables (FOR KEY SHARE) are not blocked; ordered
+        # by id so two batches lock their common users in the same order. SQLite has one
+        # writer at a time anyway (BEGIN IMMEDIATE) and renders no lock clause.
+        if not user_ids:
+            return set()
         found = await self._conn.execute(
-            select(users.c.id).where(users.c.id == user_id).with_for_update(key_share=True)
+            select(users.c.id)
+            .where(users.c.id.in_(sorted(set(user_ids))))
+            .order_by(users.c.id)
+            .with_for_update(key_share=True)
         )
-        return found.first() is not None
+        return {str(user_id) for user_id in found.scalars()}
 
     async def add(self, notification: NewNotification) -> Notification | None:
-        values = {
-            "user_id": notification.user_id,
-            "event_id": notification.event_id,
-            "type": notification.type,
-            "title": notification.title,
-            "body": notification.body,
-            "data": notification.data,
-            "created_at": notification.created_at,
-        }
+        made = await self.add_many([notification])
+        return made[0] if made else None
+
+    async def add_many(self, new: Sequence[NewNotification]) -> list[Notification]:
+        if not new:
+            return []
+        rows = [
+            {
+                "user_id": x.user_id,
+                "event_id": x.event_id,
+                "type": x.type,
+                "title": x.title,
+                "body": x.body,
+                "data": x.data,
+                "created_at": x.created_at,
+            }
+            for x in new
+        ]
+        # One multi-row VALUES: the ids are drawn in row order; RETURNING names the rows
+        # made (a conflicting pair made none), matched back by (event, user).
         statement = (
             self.insert_ignoring_conflicts(notifications, ["event_id", "user_id"])
-            .values(**values)
-            .returning(n.id)
+            .values(rows)
+            .returning(n.id, n.event_id, n.user_id)
         )
-        new_id = (await self._conn.execute(statement)).scalar()
-        if new_id is None:
-            return None
-        return _notification({**values, "id": new_id, "read_at": None})
+        made = {
+            (str(row.event_id), str(row.user_id)): int(row.id)
+            for row in await self._conn.execute(statement)
+        }
+        out = []
+        for row in rows:
+            new_id = made.get((str(row["event_id"]), str(row["user_id"])))
+            if new_id is not None:
+                out.append(_notification({**row, "id": new_id, "read_at": None}))
+        return sorted(out, key=lambda x: x.id)
 
     async def page(self, query: NotificationQuery) -> NotificationPage:
         where = [n.user_id == query.user_id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -73,6 +74,12 @@ class SqlUserRepository(SqlRepository):
             .first()
         )
         return _user(row) if row else None
+
+    async def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
+        if not user_ids:
+            return {}
+        rows = await self._conn.execute(select(users).where(users.c.id.in_(set(user_ids))))
+        return {str(row["id"]): _user(row) for row in rows.mappings()}
 
     async def get_by_email(self, email: str) -> User | None:
         row = (

@@ -165,21 +165,26 @@ def _state(delivery: WebhookDelivery) -> dict[str, Any]:
 
 class SqlWebhookDeliveryRepository(SqlRepository):
     async def add_once(self, deliveries: Sequence[WebhookDelivery]) -> int:
-        added = 0
-        for d in deliveries:
-            statement = self.insert_ignoring_conflicts(
-                webhook_deliveries, ["event_id", "endpoint_id"]
-            ).values(
-                id=d.id,
-                endpoint_id=d.endpoint_id,
-                event_id=d.event_id,
-                event_type=d.event_type,
-                body=d.body,
-                created_at=d.created_at,
+        if not deliveries:
+            return 0
+        rows = [
+            {
+                "id": d.id,
+                "endpoint_id": d.endpoint_id,
+                "event_id": d.event_id,
+                "event_type": d.event_type,
+                "body": d.body,
+                "created_at": d.created_at,
                 **_state(d),
-            )
-            added += (await self._conn.execute(statement)).rowcount
-        return added
+            }
+            for d in deliveries
+        ]
+        statement = (
+            self.insert_ignoring_conflicts(webhook_deliveries, ["event_id", "endpoint_id"])
+            .values(rows)
+            .returning(webhook_deliveries.c.id)
+        )
+        return len((await self._conn.execute(statement)).all())
 
     async def get(self, delivery_id: str) -> WebhookDelivery | None:
         query = select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)
