@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Table, select
+from sqlalchemy import Column, Row, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,6 +23,22 @@ class SqlRepository:
         """`INSERT ... ON CONFLICT DO NOTHING` on either database."""
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         return dialect_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+    async def insert_new(
+        self,
+        table: Table,
+        unique: list[str],
+        rows: Sequence[dict[str, Any]],
+        *returning: Column[Any],
+    ) -> list[Row[Any]]:
+        """Insert `rows` in one multi-row statement, skipping those whose `unique` columns
+        already exist; `returning` of the rows inserted."""
+        if not rows:
+            return []
+        statement = (
+            self.insert_ignoring_conflicts(table, unique).values(list(rows)).returning(*returning)
+        )
+        return list((await self._conn.execute(statement)).all())
 
     async def oldest_ids(
         self, table: Table, stamp: Column[Any], before: datetime, limit: int

@@ -42,8 +42,6 @@ class SqlEmailSendRepository(SqlRepository):
         return bool(await self.add_many([send]))
 
     async def add_many(self, sends: Sequence[EmailSend]) -> list[str]:
-        if not sends:
-            return []
         rows = [
             {
                 "id": send.id,
@@ -62,12 +60,8 @@ class SqlEmailSendRepository(SqlRepository):
             }
             for send in sends
         ]
-        statement = (
-            self.insert_ignoring_conflicts(email_sends, ["event_id", "template"])
-            .values(rows)
-            .returning(e.id)
-        )
-        recorded = {str(send_id) for send_id in (await self._conn.execute(statement)).scalars()}
+        made = await self.insert_new(email_sends, ["event_id", "template"], rows, e.id)
+        recorded = {str(row.id) for row in made}
         return [send.id for send in sends if send.id in recorded]
 
     async def get(self, send_id: str) -> EmailSend | None:

@@ -138,15 +138,11 @@ class SqlProcessedEvents(SqlRepository):
         return bool(await self.mark_processed_many([event_id], consumer))
 
     async def mark_processed_many(self, event_ids: Sequence[str], consumer: str) -> set[str]:
-        if not event_ids:
-            return set()
         at = datetime.now(UTC)
-        statement = (
-            self.insert_ignoring_conflicts(processed_events, ["event_id", "consumer"])
-            .values([{"event_id": i, "consumer": consumer, "processed_at": at} for i in event_ids])
-            .returning(processed_events.c.event_id)
-        )
-        return set((await self._conn.execute(statement)).scalars())
+        rows = [{"event_id": i, "consumer": consumer, "processed_at": at} for i in event_ids]
+        unique = ["event_id", "consumer"]
+        made = await self.insert_new(processed_events, unique, rows, processed_events.c.event_id)
+        return {str(row.event_id) for row in made}
 
 
 def _current_request_id() -> str | None:

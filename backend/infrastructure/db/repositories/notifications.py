@@ -58,8 +58,6 @@ class SqlNotificationRepository(SqlRepository):
         return made[0] if made else None
 
     async def add_many(self, new: Sequence[NewNotification]) -> list[Notification]:
-        if not new:
-            return []
         rows = [
             {
                 "user_id": x.user_id,
@@ -74,15 +72,10 @@ class SqlNotificationRepository(SqlRepository):
         ]
         # One multi-row VALUES: the ids are drawn in row order; RETURNING names the rows
         # made (a conflicting pair made none), matched back by (event, user).
-        statement = (
-            self.insert_ignoring_conflicts(notifications, ["event_id", "user_id"])
-            .values(rows)
-            .returning(n.id, n.event_id, n.user_id)
+        inserted = await self.insert_new(
+            notifications, ["event_id", "user_id"], rows, n.id, n.event_id, n.user_id
         )
-        made = {
-            (str(row.event_id), str(row.user_id)): int(row.id)
-            for row in await self._conn.execute(statement)
-        }
+        made = {(str(row.event_id), str(row.user_id)): int(row.id) for row in inserted}
         out = []
         for row in rows:
             new_id = made.get((str(row["event_id"]), str(row["user_id"])))

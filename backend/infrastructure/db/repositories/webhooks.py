@@ -165,8 +165,6 @@ def _state(delivery: WebhookDelivery) -> dict[str, Any]:
 
 class SqlWebhookDeliveryRepository(SqlRepository):
     async def add_once(self, deliveries: Sequence[WebhookDelivery]) -> int:
-        if not deliveries:
-            return 0
         rows = [
             {
                 "id": d.id,
@@ -179,12 +177,8 @@ class SqlWebhookDeliveryRepository(SqlRepository):
             }
             for d in deliveries
         ]
-        statement = (
-            self.insert_ignoring_conflicts(webhook_deliveries, ["event_id", "endpoint_id"])
-            .values(rows)
-            .returning(webhook_deliveries.c.id)
-        )
-        return len((await self._conn.execute(statement)).all())
+        unique = ["event_id", "endpoint_id"]
+        return len(await self.insert_new(webhook_deliveries, unique, rows, webhook_deliveries.c.id))
 
     async def get(self, delivery_id: str) -> WebhookDelivery | None:
         query = select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)
