@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -13,12 +14,10 @@ from backend import __version__
 from backend.api.console import install_console
 from backend.api.errors import install_error_handlers
 from backend.api.metrics import router as metrics_router
-from backend.api.middleware.body_limit import BodySizeLimitMiddleware
-from backend.api.middleware.http_metrics import HttpMetrics, HttpMetricsMiddleware
-from backend.api.middleware.ratelimit import RateLimitMiddleware
-from backend.api.middleware.request_context import RequestContextMiddleware
-from backend.api.middleware.security import SecurityHeadersMiddleware
+from backend.api.middleware.edge import CorsFactory, HttpEdgeMiddleware
+from backend.api.middleware.http_metrics import HttpMetrics
 from backend.api.openapi import install_openapi
+from backend.api.v1.products import CachedProductRead
 from backend.api.v1.router import routers as v1_routers
 from backend.bootstrap import build_container
 from backend.core.config import Settings, get_settings
@@ -70,22 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(metrics_router)
     install_console(app)
-    # Rate limiting is the innermost middleware: its 429s are counted by the HTTP metrics and
-    # get the CORS, security and request-id headers of the middlewares around it (ADR 0011).
-    app.add_middleware(RateLimitMiddleware, trusted_proxies=settings.trusted_proxies)
     # The HTTP metrics belong to this app (a second app in one process, as in the tests,
     # would otherwise find them registered globally and record nothing); /metrics adds them.
     app.state.http_metrics = CollectorRegistry(auto_describe=True)
-    app.add_middleware(
-        HttpMetricsMiddleware,
-        metrics=HttpMetrics(app.state.http_metrics),
-        # A stream lasts minutes: its "latency" would swamp the request-time histograms.
-        excluded=frozenset({"/metrics", f"{API_PREFIX}/notifications/stream"}),
-    )
-
-    # Added last = outermost: the request id exists before anything else runs.
+    cors: CorsFactory | None = None
     if settings.cors_origins:
-        app.add_middleware(
+        cors = partial(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=True,
@@ -108,7 +97,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "Retry-After",
             ],
         )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
-    app.add_middleware(RequestContextMiddleware, problem_type_base=settings.problem_type_base)
+    # One layer around every request: request id, body limit, rate limiting (its 429s are
+    # counted, and get the CORS, security and request-id headers: ADR 0011), metrics,
+    # security headers, the access line (docs/adr/0019).
+    app.add_middleware(
+        HttpEdgeMiddleware,
+        problem_type_base=settings.problem_type_base,
+        max_body_bytes=settings.max_body_bytes,
+        hsts=settings.is_production,
+        metrics=HttpMetrics(app.state.http_metrics),
+        # A stream lasts minutes: its "latency" would swamp the request-time histograms.
+        excluded=frozenset({"/metrics", f"{API_PREFIX}/notifications/stream"}),
+        trusted_proxies=settings.trusted_proxies,
+        fast_routes=[CachedProductRead(API_PREFIX)],
+        cors=cors,
+    )
     return app

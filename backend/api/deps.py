@@ -57,7 +57,7 @@ class BearerUser(OAuth2PasswordBearer):
         if token is None:
             return None
         user = await container_of(request).auth_service().user_for_access_token(token)
-        # The access log line (RequestContextMiddleware) reads the user id from the scope state.
+        # The access log line (the HTTP edge) reads the user id from the scope state.
         request.scope.setdefault("state", {})["user_id"] = user.id
         structlog.contextvars.bind_contextvars(user_id=user.id)
         return user

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
+from starlette.types import Scope
 
 from backend.api.problems import problem_response
 from backend.core.logging import get_logger
@@ -51,6 +52,11 @@ def _headers_for(error: DomainError) -> dict[str, str]:
 
 async def handle_domain_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, DomainError)
+    return domain_error_response(request.scope, error)
+
+
+def domain_error_response(scope: Scope, error: DomainError) -> Response:
+    """The problem response of a domain error (also for routes answered outside FastAPI)."""
     if isinstance(error, DependencyUnavailable):
         log.warning(
             "dependency_unavailable", dependency=error.dependency, cause=repr(error.__cause__)
@@ -58,7 +64,7 @@ async def handle_domain_error(request: Request, error: Exception) -> Response:
     elif isinstance(error, TransactionAborted):
         log.warning("transaction_aborted", cause=repr(error.__cause__))
     return problem_response(
-        request.scope,
+        scope,
         status_for(error),
         slug=error.slug,
         title=error.title,

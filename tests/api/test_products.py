@@ -199,6 +199,40 @@ async def test_a_malformed_if_none_match_is_a_400(
     assert "If-None-Match" in body["detail"]
 
 
+async def test_anonymous_reads_answered_before_the_framework_match_the_route(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """The HTTP edge answers a token-less GET /products/{id} itself; a request with a non-bearer
+    Authorization header (anonymous too) goes through the FastAPI route. Same answers."""
+    product = await create(client, admin)
+    gone = await create(client, admin)
+    assert (await client.delete(f"{PRODUCTS}/{gone['id']}", headers=admin)).status_code == 204
+    routed = {"Authorization": "Basic dXNlcjpwYXNz"}
+    cases = [
+        (product["id"], {}),
+        (product["id"], {"If-None-Match": '"1"'}),
+        (product["id"], {"If-None-Match": '"7"'}),
+        (product["id"], {"If-None-Match": "2"}),
+        (gone["id"], {}),
+        (str(uuid.uuid4()), {}),
+    ]
+    for product_id, headers in cases:
+        url = f"{PRODUCTS}/{product_id}"
+        fast = await client.get(url, headers=headers)
+        slow = await client.get(url, headers={**headers, **routed})
+        assert fast.status_code == slow.status_code, (product_id, headers)
+        fast_headers = {k: v for k, v in fast.headers.items() if k != "x-request-id"}
+        slow_headers = {k: v for k, v in slow.headers.items() if k != "x-request-id"}
+        assert fast_headers == slow_headers, (product_id, headers)
+        if fast.status_code >= 400:
+            fast_body, slow_body = fast.json(), slow.json()
+            assert fast_body.pop("request_id") == fast.headers["x-request-id"]
+            slow_body.pop("request_id")
+            assert fast_body == slow_body
+        else:
+            assert fast.content == slow.content
+
+
 # --------------------------------------------------------------------------- update and delete
 async def test_patch_changes_fields_and_moves_the_version(
     client: httpx.AsyncClient, admin: dict[str, str]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import json
 from pathlib import Path
 from typing import Any
 
@@ -249,16 +249,23 @@ async def test_admin_patch_refuses_bad_input_and_self_lockout(client: httpx.Asyn
 
 # --------------------------------------------------------------------------- cross-cutting
 async def test_the_access_log_line_carries_the_user_id(
-    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, sqlite_url: str, client_for: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    user = await create_user(client)
-    with caplog.at_level(logging.INFO, logger="orderflow.access"):
+    settings = make_settings(tmp_path, sqlite_url, log_level="INFO", log_format="json")
+    async with client_for(settings) as client:
+        user = await create_user(client)
         await client.get(ME, headers=bearer(client, user["id"]))
         await client.get("/api/v1/health")
-    lines = [r.msg for r in caplog.records if r.name == "orderflow.access"]
-    by_path = {line["path"]: line for line in lines if isinstance(line, dict)}
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in (captured.out + captured.err).splitlines() if line]
+    by_path = {
+        line["path"]: line
+        for line in lines
+        if line["event"] == "request" and line["logger"] == "orderflow.access"
+    }
     assert by_path[ME]["user_id"] == user["id"]
     assert by_path["/api/v1/health"]["user_id"] is None
+    assert by_path[ME]["level"] == "info" and by_path[ME]["status"] == 200
 
 
 async def test_openapi_documents_the_bearer_scheme_and_errors(client: httpx.AsyncClient) -> None:

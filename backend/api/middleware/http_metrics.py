@@ -13,18 +13,18 @@ out *before* the request by matching the path against every route of the app aga
 cost more than a whole cached product read; here the router's own match is read *after* the
 request (`scope["route"]`) and each route's template is resolved once, with the
 instrumentator's resolver. Requests answered before routing (a 429 from the rate limiter)
-carry no route and are resolved by that resolver on the spot.
+carry no route and are resolved by that resolver on the spot; a fast route of the HTTP edge
+(`edge.py`) names its own template.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_fastapi_instrumentator.routing import get_route_name
 from starlette.requests import HTTPConnection
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 UNMATCHED = "none"
 # The instrumentator's defaults (metrics.default), kept so that existing queries hold.
@@ -76,38 +76,14 @@ class HttpMetrics:
         self.duration_highr.observe(seconds)
 
 
-class HttpMetricsMiddleware:
-    def __init__(
-        self, app: ASGIApp, *, metrics: HttpMetrics, excluded: frozenset[str] = frozenset()
-    ) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.excluded = excluded
+class RouteTemplates:
+    """The `handler` label of a request the app routed: the template of the route the router
+    matched (`scope["route"]`, read after the request), resolved once per route."""
+
+    def __init__(self) -> None:
         self._templates: dict[int, str] = {}  # id(route) -> template; routes live as long
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # what the client gets if the app raises before answering
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            handler = self._handler(scope)
-            if handler not in self.excluded:
-                self.metrics.observe(
-                    handler, scope["method"], status, time.perf_counter() - started
-                )
-
-    def _handler(self, scope: Scope) -> str:
+    def of(self, scope: Scope) -> str:
         route = scope.get("route")
         if route is None:  # answered before routing, or no route matched
             return get_route_name(HTTPConnection(scope), False) or UNMATCHED

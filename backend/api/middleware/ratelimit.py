@@ -5,8 +5,9 @@ Budgets: per user (`authenticated`) when a valid access token is sent, per clien
 Every response under a policy carries the IETF draft's `RateLimit-Policy` and `RateLimit`
 fields; a refusal is a 429 `quota-exceeded` problem with `Retry-After`.
 
-Pure ASGI; it sits inside the request-context middleware, so a 429 has a request id.
-The limiter comes from the container at request time (it is built in the lifespan).
+Part of the HTTP edge (`edge.py`): a 429 has a request id, the security headers, the CORS
+headers, and is counted by the HTTP metrics. The limiter comes from the container at request
+time (it is built in the lifespan).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from backend.api.middleware.client_ip import ClientAddressResolver, limit_key
 from backend.api.problems import problem_response
@@ -91,30 +92,25 @@ def exempt(path: str) -> bool:
     return path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES)
 
 
-class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, trusted_proxies: Iterable[str] = ()) -> None:
-        self.app = app
+class RateLimitGate:
+    """Spends the request's budgets before the route runs (part of the HTTP edge)."""
+
+    def __init__(self, trusted_proxies: Iterable[str] = ()) -> None:
         self.resolver = ClientAddressResolver(trusted_proxies)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def spend(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> ASGIApp | None:
+        """Adds the rate-limit fields to `headers` (they go on the response) and returns the
+        429 response when a budget is spent, else None (also when limiting is off)."""
         container = self._container(scope)
         limiter = container.rate_limiter if container is not None else None
-        if scope["type"] != "http" or limiter is None or exempt(scope["path"]):
-            await self.app(scope, receive, send)
-            return
+        if limiter is None or exempt(scope["path"]):
+            return None
         policies, decisions = await self._spend(scope, container)
-        headers = rate_limit_headers(policies, decisions)
+        headers.extend(rate_limit_headers(policies, decisions))
         denied = [decision for decision in decisions if not decision.allowed]
         if denied:
-            await self._refuse(scope, denied, headers)(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *headers]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+            return self._refuse(scope, denied)
+        return None
 
     @staticmethod
     def _container(scope: Scope) -> Any:
@@ -162,9 +158,7 @@ class RateLimitMiddleware:
         return user_id
 
     @staticmethod
-    def _refuse(
-        scope: Scope, denied: Sequence[Decision], headers: list[tuple[bytes, bytes]]
-    ) -> Any:
+    def _refuse(scope: Scope, denied: Sequence[Decision]) -> ASGIApp:
         retry_after = max(decision.reset_after for decision in denied)
         names = ", ".join(decision.policy.name for decision in denied)
         log.info("rate_limited", policy=names, retry_after=retry_after)
@@ -177,5 +171,4 @@ class RateLimitMiddleware:
             headers={"Retry-After": str(retry_after)},
             policy=denied[0].policy.name,
         )
-        response.raw_headers.extend(headers)
         return response

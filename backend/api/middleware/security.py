@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 API_CSP = b"default-src 'none'; frame-ancestors 'none'"
 # Swagger UI and ReDoc load their bundles from a CDN and use inline scripts.
 DOCS_CSP = (
@@ -26,6 +24,8 @@ STATIC_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+CACHE_CONTROL = b"cache-control"
+NO_STORE = (CACHE_CONTROL, b"no-store")
 
 
 def content_security_policy(path: str) -> bytes:
@@ -36,28 +36,23 @@ def content_security_policy(path: str) -> bytes:
     return API_CSP
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
-        self.app = app
-        self.hsts = hsts
+class SecurityHeaders:
+    """The headers of each kind of page, built once."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        csp = content_security_policy(scope["path"])
+    def __init__(self, *, hsts: bool = False) -> None:
+        tail = [(b"strict-transport-security", b"max-age=31536000")] if hsts else []
+        self._by_csp = {
+            csp: (*STATIC_HEADERS, (b"content-security-policy", csp), *tail)
+            for csp in (API_CSP, DOCS_CSP, CONSOLE_CSP)
+        }
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers.extend(STATIC_HEADERS)
-                headers.append((b"content-security-policy", csp))
-                if b"cache-control" not in present:
-                    headers.append((b"cache-control", b"no-store"))
-                if self.hsts:
-                    headers.append((b"strict-transport-security", b"max-age=31536000"))
-                message["headers"] = headers
-            await send(message)
+    def for_path(self, path: str) -> tuple[tuple[bytes, bytes], ...]:
+        return self._by_csp[content_security_policy(path)]
 
-        await self.app(scope, receive, send_with_headers)
+    @staticmethod
+    def add_cache_control(headers: list[tuple[bytes, bytes]]) -> None:
+        """`no-store` unless the response chose its own caching."""
+        for name, _value in headers:
+            if name.lower() == CACHE_CONTROL:
+                return
+        headers.append(NO_STORE)
