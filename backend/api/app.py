@@ -17,6 +17,7 @@ from backend.api.metrics import router as metrics_router
 from backend.api.middleware.edge import CorsFactory, HttpEdgeMiddleware
 from backend.api.middleware.http_metrics import HttpMetrics
 from backend.api.openapi import install_openapi
+from backend.api.v1.orders import OwnOrderRead
 from backend.api.v1.products import CachedProductRead
 from backend.api.v1.router import routers as v1_routers
 from backend.bootstrap import build_container
@@ -109,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A stream lasts minutes: its "latency" would swamp the request-time histograms.
         excluded=frozenset({"/metrics", f"{API_PREFIX}/notifications/stream"}),
         trusted_proxies=settings.trusted_proxies,
-        fast_routes=[CachedProductRead(API_PREFIX)],
+        fast_routes=[CachedProductRead(API_PREFIX), OwnOrderRead(API_PREFIX)],
         cors=cors,
     )
     return app

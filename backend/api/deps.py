@@ -8,6 +8,7 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from starlette.types import Scope
 
 from backend.bootstrap import Container
 from backend.core.config import Settings
@@ -56,11 +57,17 @@ class BearerUser(OAuth2PasswordBearer):
         token = await super().__call__(request)
         if token is None:
             return None
-        user = await container_of(request).auth_service().user_for_access_token(token)
-        # The access log line (the HTTP edge) reads the user id from the scope state.
-        request.scope.setdefault("state", {})["user_id"] = user.id
-        structlog.contextvars.bind_contextvars(user_id=user.id)
-        return user
+        return await user_of_token(container_of(request), request.scope, token)
+
+
+async def user_of_token(container: Container, scope: Scope, token: str) -> User:
+    """The live user behind an access token (a DomainError when there is none), known from
+    here on to the access log line (the HTTP edge reads the scope state) and to every log line
+    of the request."""
+    user = await container.auth_service().user_for_access_token(token)
+    scope.setdefault("state", {})["user_id"] = user.id
+    structlog.contextvars.bind_contextvars(user_id=user.id)
+    return user
 
 
 optional_user = BearerUser()

@@ -235,6 +235,45 @@ async def test_orders_need_a_user(client: httpx.AsyncClient) -> None:
         assert response.headers["www-authenticate"] == "Bearer"
 
 
+async def test_reads_answered_before_the_framework_match_the_route(
+    client: httpx.AsyncClient, alice: Any
+) -> None:
+    """The HTTP edge answers GET /orders/{id} with a bearer token itself; the same id in upper
+    case (the same order) goes through the FastAPI route. Same answers."""
+    _user, headers = alice
+    _bob, bob_headers = await api_user(client)
+    _admin, admin_headers = await api_user(client, role="admin")
+    shirt = await api_product(client, stock=5, price="19.99")
+    placed = await client.post(ORDERS, json=body_of((shirt.id, 2), note="é ✓"), headers=headers)
+    order_id = placed.json()["id"]
+    forged = {"Authorization": "Bearer " + "x" * 40}
+    cases = [
+        (order_id, headers),
+        (order_id, {**headers, "If-None-Match": '"1"'}),
+        (order_id, {**headers, "If-None-Match": '"2"'}),
+        (order_id, {**headers, "If-None-Match": "1"}),
+        (order_id, bob_headers),
+        (order_id, admin_headers),
+        (order_id, forged),
+        (str(uuid.uuid4()), headers),
+    ]
+    for wanted, sent in cases:
+        fast = await client.get(f"{ORDERS}/{wanted}", headers=sent)
+        slow = await client.get(f"{ORDERS}/{wanted.upper()}", headers=sent)
+        assert fast.status_code == slow.status_code < 500, (wanted, sent)
+        fast_headers = {k: v for k, v in fast.headers.items() if k != "x-request-id"}
+        slow_headers = {k: v for k, v in slow.headers.items() if k != "x-request-id"}
+        assert fast_headers == slow_headers, (wanted, sent)
+        if fast.status_code >= 400:
+            fast_body, slow_body = fast.json(), slow.json()
+            assert fast_body.pop("request_id") == fast.headers["x-request-id"]
+            assert fast_body.pop("instance") == f"{ORDERS}/{wanted}"
+            slow_body.pop("request_id"), slow_body.pop("instance")
+            assert fast_body == slow_body
+        else:
+            assert fast.content == slow.content
+
+
 # --------------------------------------------------------------------------- reads
 async def test_another_customers_order_is_404_and_admins_see_all(client: httpx.AsyncClient) -> None:
     _, alice = await api_user(client)

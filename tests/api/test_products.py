@@ -220,7 +220,7 @@ async def test_anonymous_reads_answered_before_the_framework_match_the_route(
         url = f"{PRODUCTS}/{product_id}"
         fast = await client.get(url, headers=headers)
         slow = await client.get(url, headers={**headers, **routed})
-        assert fast.status_code == slow.status_code, (product_id, headers)
+        assert fast.status_code == slow.status_code < 500, (product_id, headers)
         fast_headers = {k: v for k, v in fast.headers.items() if k != "x-request-id"}
         slow_headers = {k: v for k, v in slow.headers.items() if k != "x-request-id"}
         assert fast_headers == slow_headers, (product_id, headers)

@@ -78,3 +78,18 @@ def test_refresh_tokens_are_256_bit_random_and_stored_as_sha256(
     token = tokens.pop()
     assert len(token) >= 43  # 32 bytes, base64url
     assert issuer.hash_refresh_token(token) == hashlib.sha256(token.encode()).hexdigest()
+
+
+def test_a_verified_token_is_remembered_and_still_expires() -> None:
+    now = [datetime.now(UTC).timestamp()]
+    issuer = JoseTokenIssuer(SECRET, 60, fixed_clock(datetime.now(UTC)), wall_clock=lambda: now[0])
+    token = issuer.issue_access(str(uuid.uuid4())).token
+    first = issuer.decode_access(token)
+    assert issuer.decode_access(token) is first  # not verified again
+    now[0] = first.exp.timestamp()  # the last second it is valid in
+    assert issuer.decode_access(token) is first
+    now[0] = first.exp.timestamp() + 1
+    with pytest.raises(TokenInvalid):
+        issuer.decode_access(token)
+    with pytest.raises(TokenInvalid):  # the signature still counts for a token never seen
+        issuer.decode_access(tamper(token))

@@ -6,7 +6,6 @@ Reads are served from the tiered cache. Every product response carries
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -17,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from backend.api.deps import AdminUser, ContainerDep, OptionalUser, container_of
 from backend.api.errors import domain_error_response
 from backend.api.etags import IF_NONE_MATCH_DOC, IfMatch, etag, if_match_versions, none_match
+from backend.api.middleware.edge import CANONICAL_UUID, container_in
 from backend.api.openapi import problems
 from backend.api.v1.pagination import DEFAULT_LIMIT, Limit, Offset
 from backend.api.v1.schemas.common import NUL_FREE
@@ -86,7 +86,7 @@ class CachedProductRead:
         return (
             scope["method"] == "GET"
             and path.startswith(self.prefix)
-            and _CANONICAL_UUID.fullmatch(path, len(self.prefix)) is not None
+            and CANONICAL_UUID.fullmatch(path, len(self.prefix)) is not None
         )
 
     async def answer(self, scope: Scope, receive: Receive, send: Send) -> bool:
@@ -96,7 +96,7 @@ class CachedProductRead:
                 return False
             if name == b"if-none-match" and if_none_match is None:
                 if_none_match = value.decode("latin-1")
-        container = getattr(getattr(scope.get("app"), "state", None), "container", None)
+        container = container_in(scope)
         if container is None:
             return False
         try:
@@ -117,7 +117,6 @@ class CachedProductRead:
         return True
 
 
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _REVALIDATE = REVALIDATE.encode()
 _JSON = JSON.encode()
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -41,6 +42,21 @@ from backend.infrastructure.db.tables.orders import (
     orders,
 )
 
+# Built once (its compiled form and cache key are kept with it): the hottest read.
+_ONE_ORDER = (
+    select(
+        orders,
+        order_lines.c.line_no,
+        order_lines.c.product_id,
+        order_lines.c.sku,
+        order_lines.c.product_name,
+        order_lines.c.unit_price,
+        order_lines.c.quantity,
+    )
+    .outerjoin(order_lines, order_lines.c.order_id == orders.c.id)
+    .where(orders.c.id == bindparam("order_id"))
+    .order_by(order_lines.c.line_no)
+)
 _SORT_COLUMNS = {"created_at": orders.c.created_at, "total": orders.c.total}
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
 
@@ -133,15 +149,7 @@ class SqlOrderRepository(SqlRepository):
     async def get(self, order_id: str) -> Order | None:
         # One round trip, the order joined with its lines: this is the whole database work
         # of the owner's GET /orders/{id} (docs/adr/0019).
-        line = order_lines.c
-        columns = (line.line_no, line.product_id, line.sku, line.product_name, line.unit_price)
-        statement = (
-            select(orders, *columns, line.quantity)
-            .outerjoin(order_lines, line.order_id == orders.c.id)
-            .where(orders.c.id == order_id)
-            .order_by(line.line_no)
-        )
-        rows = (await self._conn.execute(statement)).all()
+        rows = (await self._conn.execute(_ONE_ORDER, {"order_id": order_id})).all()
         if not rows:
             return None
         return _order(rows[0], [_line(row) for row in rows if row.line_no is not None])
