@@ -11,7 +11,11 @@ from collections.abc import AsyncIterator
 import bcrypt
 import pytest
 
-from backend.infrastructure.security.passwords import HASHING_NICENESS, BcryptHasher
+from backend.infrastructure.security.passwords import (
+    HASHING_NICENESS,
+    BcryptHasher,
+    hashing_threads,
+)
 
 
 @pytest.fixture
@@ -88,3 +92,16 @@ async def test_hashing_threads_run_at_a_lower_priority_than_the_event_loop(
     in_pool = await loop.run_in_executor(hasher._pool, _own_niceness)
     assert in_pool == min(19, _own_niceness() + HASHING_NICENESS)
     assert _own_niceness() < in_pool  # the loop's thread is left as it was
+
+
+@pytest.mark.parametrize(("cores", "threads"), [({0}, 1), ({0, 1}, 1), (set(range(8)), 7)])
+def test_hashing_leaves_a_core_to_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch, cores: set[int], threads: int
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: cores, raising=False)
+    assert hashing_threads() == threads
+    hasher = BcryptHasher(4)
+    try:
+        assert hasher._pool._max_workers == threads
+    finally:
+        hasher.close()

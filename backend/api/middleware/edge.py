@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -26,7 +25,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.middleware.http_metrics import HttpMetrics, RouteTemplates
 from backend.api.middleware.ratelimit import RateLimitGate
-from backend.api.middleware.request_context import REQUEST_ID_HEADER, valid_request_id
+from backend.api.middleware.request_context import (
+    REQUEST_ID_HEADER,
+    new_request_id,
+    valid_request_id,
+)
 from backend.api.middleware.security import SecurityHeaders
 from backend.api.problems import problem_response
 from backend.core.logging import access_logger, get_logger
@@ -173,7 +176,7 @@ class HttpEdgeMiddleware:
                 request_id = valid_request_id(value)
             elif name == b"content-length":
                 declared = value
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or new_request_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["problem_type_base"] = self.problem_type_base

@@ -31,16 +31,29 @@ def _yield_to_the_loop() -> None:
         os.setpriority(os.PRIO_PROCESS, thread, min(19, niceness + HASHING_NICENESS))
 
 
+def hashing_threads() -> int:
+    """One fewer than the cores this process may run on, at least one: however many logins
+    arrive at once, a core's worth of CPU is left to the event loop (docs/adr/0019). The
+    cores are those of the process's CPU affinity (a pinned or `taskset` process has fewer
+    than the machine)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
 class BcryptHasher:
-    """`PasswordHasher` on bcrypt. Hashing runs in a dedicated thread pool at a lower
-    priority: bcrypt releases the GIL, so the loop keeps serving, a login burst cannot starve
-    the default executor that other code (DNS lookups, `to_thread`) shares, and the loop
-    comes first when both want the same core."""
+    """`PasswordHasher` on bcrypt. Hashing runs in a dedicated thread pool, one thread fewer
+    than the process has cores, at a lower priority: bcrypt releases the GIL, so the loop
+    keeps serving, a login burst cannot starve the default executor that other code (DNS
+    lookups, `to_thread`) shares nor take every core, and the loop comes first when both want
+    the same core. Logins beyond the pool's threads wait for one."""
 
     def __init__(self, rounds: int, max_threads: int | None = None) -> None:
         self.rounds = rounds
         self._pool = ThreadPoolExecutor(
-            max_workers=max_threads or max(2, os.cpu_count() or 2),
+            max_workers=max_threads or hashing_threads(),
             thread_name_prefix="bcrypt",
             initializer=_yield_to_the_loop,
         )
