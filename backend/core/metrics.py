@@ -135,3 +135,8 @@ def observe_order_events(events: Iterable[DomainEvent]) -> None:
                 to_status=str(payload.get("to_status")),
                 actor=str(payload.get("actor")),
             ).inc()
+
+
+def observe_transitions(from_status: str, to_status: str, actor: str, count: int) -> None:
+    """`count` committed status changes at once (a set-based batch)."""
+    ORDER_TRANSITIONS.labels(from_status=from_status, to_status=to_status, actor=actor).inc(count)

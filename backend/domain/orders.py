@@ -7,9 +7,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from backend.domain.errors import Conflict, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from backend.domain.workflow import BatchMove
 
 MAX_LINES = 50
 MAX_QUANTITY = 1000
@@ -69,6 +72,42 @@ class Order:
         return replace(
             self, status=status, status_reason=reason, version=self.version + 1, updated_at=at
         )
+
+
+def status_changed_payload(
+    before: Order, after: Order, actor: str, actor_id: str | None
+) -> dict[str, Any]:
+    """The payload of `order.status_changed` (notifications, webhooks and their consumers
+    read it): the order as the move left it. A set-based move that writes its events in SQL
+    must write exactly this (tests/integration/test_batch_moves.py compares them)."""
+    return {
+        "order_id": after.id,
+        "user_id": after.user_id,
+        "from_status": str(before.status),
+        "to_status": str(after.status),
+        "status": str(after.status),
+        "total": str(after.total),
+        "currency": after.currency,
+        "actor": str(actor),
+        "actor_id": actor_id,
+        "reason": after.status_reason,
+        "version": after.version,
+        "at": after.updated_at.isoformat(),
+        "items": [
+            {"product_id": line.product_id, "sku": line.sku, "quantity": line.quantity}
+            for line in after.lines
+        ],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimFilter:
+    """Which orders a job takes besides their status: created or last changed before a
+    moment, at most a total (None: no bound)."""
+
+    created_before: datetime | None = None
+    updated_before: datetime | None = None
+    max_total: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,16 +304,16 @@ class OrderRepository(Protocol):
         AND status = :expected`; False when another transaction moved it first."""
         ...
 
-    async def compare_and_set_statuses(
-        self,
-        order_ids: Sequence[str],
-        *,
-        expected: OrderStatus,
-        target: OrderStatus,
-        reason: str | None,
-        at: datetime,
-    ) -> set[str]:
-        """`compare_and_set_status` for many orders at once (one statement); the ids moved."""
+    async def move_batch(
+        self, move: BatchMove, *, limit: int, at: datetime, where: ClaimFilter
+    ) -> dict[OrderStatus, int]:
+        """The set-based move of a Beat job's batch, `move` being the workflow's rule: claim
+        up to `limit` orders whose status is one of `move.sources` and that `where` admits,
+        oldest first, skipping rows other transactions hold (`FOR UPDATE SKIP LOCKED`), and
+        move each to `move.target` as `compare_and_set_status` does (status, reason cleared,
+        version + 1, `updated_at = at`), with its history row (by `move.actor`) and its
+        `order.status_changed` outbox event (`status_changed_payload`), in this transaction.
+        How many moved, per starting status. PostgreSQL: one statement."""
         ...
 
     async def update_details(
@@ -290,8 +329,6 @@ class OrderRepository(Protocol):
         ...
 
     async def add_history(self, change: OrderStatusChange) -> None: ...
-
-    async def add_history_many(self, changes: Sequence[OrderStatusChange]) -> None: ...
 
     async def history(self, order_id: str) -> list[OrderStatusChange]:
         """Oldest first."""

@@ -7,6 +7,9 @@ pending ──validation ok──▶ validated ──approve──▶ approved �
    └─────────cancel──────────▶ cancelled ◀──cancel── validated   (stock released)
 ```
 Everything else (including any move out of a final state) is illegal.
+
+`batch_move(target)` is the rule a Beat job moves a whole batch by: the repository applies
+it set-based (one statement on PostgreSQL) instead of one compare-and-set per order.
 """
 
 from __future__ import annotations
@@ -84,3 +87,25 @@ def require(source: OrderStatus, target: OrderStatus, actor: Actor) -> Transitio
     if actor not in transition.actors:
         raise ActorNotAllowed(transition, actor)
     return transition
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMove:
+    """Every order in one of `sources` goes to `target`, by `actor`, and gives no stock
+    back: what a repository may apply to a whole claimed batch at once."""
+
+    sources: tuple[OrderStatus, ...]
+    target: OrderStatus
+    actor: Actor
+
+
+def batch_move(target: OrderStatus, actor: Actor = Actor.SYSTEM) -> BatchMove:
+    """The rule for moving orders to `target` in bulk: from every status `actor` may move
+    them from. Edges that give stock back are refused (`ValueError`): they move one by one,
+    with the products locked first."""
+    edges = [t for t in TRANSITIONS if t.target is target and actor in t.actors]
+    if not edges:
+        raise ValueError(f"{actor} never moves an order to {target}")
+    if any(t.releases_stock for t in edges):
+        raise ValueError(f"a move to {target} gives stock back: move one by one")
+    return BatchMove(tuple(t.source for t in edges), target, actor)

@@ -10,11 +10,11 @@ itself with `tx.on_commit` (ADR 0014).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 
-from backend.core.metrics import observe_order_events
-from backend.domain.events import DomainEvent
+from backend.core.metrics import observe_order_events, observe_transitions
+from backend.domain.events import ORDER_STATUS_CHANGED, DomainEvent
 from backend.domain.ports import OnCommit, Transaction
 
 
@@ -27,17 +27,27 @@ class EventRecorder:
         tx.on_commit(partial(_observe, (event,)))
         tx.on_commit(self._kick_relay)  # the same callable: registered once per transaction
 
-    async def record_many(self, tx: Transaction, events: Sequence[DomainEvent]) -> None:
-        """`record` for a batch: one outbox write, one metrics callback, one kick."""
-        if not events:
+    def written_by_repository(
+        self, tx: Transaction, event_type: str, transitions: Mapping[tuple[str, str, str], int]
+    ) -> None:
+        """What follows the commit of events a repository wrote itself in a set-based
+        statement (`OrderRepository.move_batch`): the metrics, counted per
+        (from status, to status, actor), and the kick, as `record` registers them."""
+        counts = {key: n for key, n in transitions.items() if n}
+        if not counts:
             return
-        await tx.outbox.add_many(events)
-        tx.on_commit(partial(_observe, tuple(events)))
+        if event_type == ORDER_STATUS_CHANGED:
+            tx.on_commit(partial(_observe_transitions, counts))
         tx.on_commit(self._kick_relay)
 
 
 async def _observe(events: Sequence[DomainEvent]) -> None:
     observe_order_events(events)
+
+
+async def _observe_transitions(counts: Mapping[tuple[str, str, str], int]) -> None:
+    for (from_status, to_status, actor), n in counts.items():
+        observe_transitions(from_status, to_status, actor, n)
 
 
 async def no_kick() -> None:

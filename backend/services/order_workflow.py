@@ -9,24 +9,24 @@ consumer's dispatch), so they cannot commit (ADR 0014).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any
 
 from backend.domain import workflow
 from backend.domain.catalog import Cache
 from backend.domain.errors import Conflict, PermissionDenied
 from backend.domain.events import ORDER_STATUS_CHANGED, ORDER_VALIDATION_REQUESTED, DomainEvent
 from backend.domain.orders import (
+    ClaimFilter,
     IllegalTransition,
     Order,
     OrderNotFound,
     OrderStatus,
     OrderStatusChange,
     lines_total,
+    status_changed_payload,
 )
 from backend.domain.ports import Clock, Transaction, UnitOfWorkFactory
 from backend.domain.users import User
@@ -193,37 +193,21 @@ class OrderWorkflow:
         except Conflict:  # IllegalTransition included: cancelled or moved meanwhile
             return None
 
-    async def system_transitions(
-        self, tx: Transaction, orders: Sequence[Order], target: OrderStatus, now: datetime
-    ) -> list[Order]:
-        """`system_transition` for a batch, in a few statements instead of three per order:
-        one compare-and-set UPDATE per starting status, one history insert, one outbox
-        insert. The orders must be locked by the caller (a job's claim), so the CAS only
-        skips what another writer moved before the lock; an order the system may not move
-        to `target` is skipped. Edges that give stock back need `apply_transition`."""
-        by_status: dict[OrderStatus, list[Order]] = {}
-        for order in orders:
-            transition = workflow.transition_for(order.status, target)
-            if transition is None or Actor.SYSTEM not in transition.actors:
-                continue
-            if transition.releases_stock:
-                raise ValueError(f"{order.status} -> {target} releases stock: move one by one")
-            by_status.setdefault(order.status, []).append(order)
-        moved: list[Order] = []
-        changes: list[OrderStatusChange] = []
-        events: list[DomainEvent] = []
-        for status, group in by_status.items():
-            ids = await tx.orders.compare_and_set_statuses(
-                [o.id for o in group], expected=status, target=target, reason=None, at=now
-            )
-            for order in (o for o in group if o.id in ids):
-                after = order.moved_to(target, reason=None, at=now)
-                change, event = _change_and_event(order, after, Actor.SYSTEM, None, now)
-                changes.append(change)
-                events.append(event)
-                moved.append(after)
-        await tx.orders.add_history_many(changes)
-        await self._events.record_many(tx, events)
+    async def advance_batch(
+        self, tx: Transaction, target: OrderStatus, *, limit: int, now: datetime, where: ClaimFilter
+    ) -> dict[OrderStatus, int]:
+        """A Beat job's batch moved set-based: the workflow's rule for `target`
+        (`workflow.batch_move`: which statuses the system may move from, none giving stock
+        back) applied by the repository to up to `limit` orders `where` admits, claim, moves,
+        history and events in one statement on PostgreSQL. How many moved, per starting
+        status; the metrics and the relay kick follow the commit as for any recorded event."""
+        move = workflow.batch_move(target)
+        moved = await tx.orders.move_batch(move, limit=limit, at=now, where=where)
+        self._events.written_by_repository(
+            tx,
+            ORDER_STATUS_CHANGED,
+            {(str(source), str(move.target), str(move.actor)): n for source, n in moved.items()},
+        )
         return moved
 
     async def validate_in(self, tx: Transaction, order: Order, now: datetime) -> Order | None:
@@ -274,7 +258,7 @@ def _change_and_event(
         type=ORDER_STATUS_CHANGED,
         aggregate_type="order",
         aggregate_id=after.id,
-        payload=changed_payload(before, after, actor, actor_id),
+        payload=status_changed_payload(before, after, actor, actor_id),
         occurred_at=now,
     )
     return change, event
@@ -292,26 +276,3 @@ async def validation_failure(tx: Transaction, order: Order, max_total: Decimal) 
     if order.total > max_total:
         return f"Total {order.total} is above the maximum order total of {max_total}."
     return None
-
-
-def changed_payload(
-    before: Order, after: Order, actor: Actor, actor_id: str | None
-) -> dict[str, Any]:
-    return {
-        "order_id": after.id,
-        "user_id": after.user_id,
-        "from_status": str(before.status),
-        "to_status": str(after.status),
-        "status": str(after.status),
-        "total": str(after.total),
-        "currency": after.currency,
-        "actor": str(actor),
-        "actor_id": actor_id,
-        "reason": after.status_reason,
-        "version": after.version,
-        "at": after.updated_at.isoformat(),
-        "items": [
-            {"product_id": line.product_id, "sku": line.sku, "quantity": line.quantity}
-            for line in after.lines
-        ],
-    }

@@ -1,11 +1,17 @@
 """The Beat jobs that move orders along the workflow, and the validation consumer.
 
 Every job is one edge of the workflow run with the bounded-batch runner: a batch is one
-unit of work that claims up to `batch_size` order ids (`FOR UPDATE SKIP LOCKED` on
+unit of work that claims up to `batch_size` orders (`FOR UPDATE SKIP LOCKED` on
 PostgreSQL, so two workers running the same job take disjoint orders; SQLite has a single
-writer), moves each with the workflow's compare-and-set transition (history row and outbox
-event in the same transaction) and commits. A crash loses at most the uncommitted batch,
-which the next tick claims again; the CAS makes a second attempt at a moved order a no-op.
+writer), moves them (history row and outbox event in the same transaction) and commits. A
+crash loses at most the uncommitted batch, which the next tick claims again.
+
+Jobs whose every order goes to one status without giving stock back (`BatchJob`:
+auto_approve, start_processing, complete_processing) move a batch set-based: the workflow's
+rule (`workflow.batch_move`) applied by the repository, claim, move, history and events in
+one statement on PostgreSQL (ADR 0019). validate_pending (`Job`) decides per order and may
+give stock back: it loads the claimed orders and moves each with the compare-and-set
+transition, which makes a second attempt at a moved order a no-op.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from backend.domain.events import ORDER_CREATED, ORDER_VALIDATION_REQUESTED, DomainEvent
-from backend.domain.orders import Order, OrderStatus
+from backend.domain.orders import ClaimFilter, Order, OrderStatus
 from backend.domain.ports import Clock, Transaction, UnitOfWorkFactory
 from backend.services.batches import BatchBudget, run_batches
 from backend.services.order_workflow import OrderWorkflow, WorkflowPolicy
@@ -38,13 +44,22 @@ class JobReport:
 
 @dataclass(frozen=True, slots=True)
 class Job:
+    """Decides per order: claims ids, loads the orders and `move`s each."""
+
     name: str
     claim: Claim
     move: Move
     releases_stock: bool = False  # a move may give stock back (a rejection)
-    # Every claimed order goes to this status and gives no stock back: the batch moves them
-    # together (`OrderWorkflow.system_transitions`) instead of one `move` each.
-    target: OrderStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    """Every order it takes goes to `target` and gives no stock back: the batch moves
+    set-based (`OrderWorkflow.advance_batch`), the orders `where` admits at `now`."""
+
+    name: str
+    target: OrderStatus
+    where: Callable[[datetime], ClaimFilter]
 
 
 def _claim(
@@ -78,14 +93,8 @@ class WorkflowJobs:
         self._workflow = workflow
         self.jobs = self._jobs(workflow.policy)
 
-    def _advance(self, target: OrderStatus) -> Move:
-        async def move(tx: Transaction, order: Order, now: datetime) -> Order | None:
-            return await self._workflow.system_transition(tx, order, target, now)
-
-        return move
-
-    def _jobs(self, policy: WorkflowPolicy) -> dict[str, Job]:
-        jobs = (
+    def _jobs(self, policy: WorkflowPolicy) -> dict[str, Job | BatchJob]:
+        jobs: tuple[Job | BatchJob, ...] = (
             # Safety net: orders whose validation never ran (lost message, dead worker).
             Job(
                 "validate_pending",
@@ -93,27 +102,19 @@ class WorkflowJobs:
                 self._workflow.validate_in,
                 releases_stock=True,
             ),
-            Job(
+            BatchJob(
                 "auto_approve",
-                _claim(
-                    S.VALIDATED,
-                    created_age=policy.grace_period,
+                S.APPROVED,
+                lambda now: ClaimFilter(
+                    created_before=now - policy.grace_period,
                     max_total=policy.auto_approve_max_total,
                 ),
-                self._advance(S.APPROVED),
-                target=S.APPROVED,
             ),
-            Job(
-                "start_processing",
-                _claim(S.APPROVED),
-                self._advance(S.PROCESSING),
-                target=S.PROCESSING,
-            ),
-            Job(
+            BatchJob("start_processing", S.PROCESSING, lambda now: ClaimFilter()),
+            BatchJob(
                 "complete_processing",
-                _claim(S.PROCESSING, updated_age=policy.processing_time),
-                self._advance(S.COMPLETED),
-                target=S.COMPLETED,
+                S.COMPLETED,
+                lambda now: ClaimFilter(updated_before=now - policy.processing_time),
             ),
         )
         return {job.name: job for job in jobs}
@@ -122,7 +123,7 @@ class WorkflowJobs:
         """Batches until one comes back short (nothing left) or the batch budget is spent."""
         return await self.run_job(self.jobs[name], max_batches=max_batches)
 
-    async def run_job(self, job: Job, *, max_batches: int | None = None) -> JobReport:
+    async def run_job(self, job: Job | BatchJob, *, max_batches: int | None = None) -> JobReport:
         policy = self._workflow.policy
         report = JobReport(job=job.name)
 
@@ -135,7 +136,23 @@ class WorkflowJobs:
         report.batches = (await run_batches(batch, budget)).batches
         return report
 
-    async def _run_batch(self, job: Job, limit: int, report: JobReport) -> int:
+    async def _run_batch(self, job: Job | BatchJob, limit: int, report: JobReport) -> int:
+        if isinstance(job, BatchJob):
+            async with self._uow() as tx:
+                now = self._clock.now()
+                moved = await self._workflow.advance_batch(
+                    tx, job.target, limit=limit, now=now, where=job.where(now)
+                )
+                await tx.commit()
+            count = sum(moved.values())
+            report.claimed += count
+            report.moved += count
+            if count:
+                report.moved_to[str(job.target)] = report.moved_to.get(str(job.target), 0) + count
+            return count
+        return await self._run_order_batch(job, limit, report)
+
+    async def _run_order_batch(self, job: Job, limit: int, report: JobReport) -> int:
         """`releases_stock`: a move may give stock back, so the batch first locks the
         products of all its orders, in id order (no deadlock with placements)."""
         async with self._uow() as tx:
@@ -149,15 +166,11 @@ class WorkflowJobs:
                     [line.product_id for order in loaded.values() for line in order.lines]
                 )
             moved: list[Order] = []
-            if job.target is not None:
-                claimed = [loaded[order_id] for order_id in ids if order_id in loaded]
-                moved = await self._workflow.system_transitions(tx, claimed, job.target, now)
-            else:
-                for order_id in ids:
-                    order = loaded.get(order_id)
-                    after = await job.move(tx, order, now) if order is not None else None
-                    if after is not None:
-                        moved.append(after)
+            for order_id in ids:
+                order = loaded.get(order_id)
+                after = await job.move(tx, order, now) if order is not None else None
+                if after is not None:
+                    moved.append(after)
             await tx.commit()
         report.claimed += len(ids)
         report.moved += len(moved)

@@ -15,7 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 from backend.domain.catalog import Product
+from backend.domain.events import ORDER_STATUS_CHANGED, DomainEvent
 from backend.domain.orders import (
+    ClaimFilter,
     IdempotencyRecord,
     Order,
     OrderPage,
@@ -23,9 +25,12 @@ from backend.domain.orders import (
     OrderStatus,
     OrderStatusChange,
     StoredResponse,
+    status_changed_payload,
 )
 from backend.domain.users import Role, User
+from backend.domain.workflow import BatchMove
 from tests.fakes.clock import SteppingClock
+from tests.fakes.events import FakeOutbox
 
 __all__ = ["SteppingClock"]  # the one fake clock lives in tests/fakes/clock.py
 
@@ -114,10 +119,11 @@ class FakeStockProducts(_Transactional):
 class FakeOrderRepository(_Transactional):
     _state_attrs = ("rows", "changes")
 
-    def __init__(self) -> None:
+    def __init__(self, outbox: FakeOutbox | None = None) -> None:
         super().__init__()
         self.rows: dict[str, Order] = {}
         self.changes: list[OrderStatusChange] = []
+        self.outbox = outbox  # where `move_batch` writes its events
 
     async def add(self, order: Order) -> None:
         assert order.id not in self.rows
@@ -184,23 +190,32 @@ class FakeOrderRepository(_Transactional):
     async def add_history(self, change: OrderStatusChange) -> None:
         self.changes.append(change)
 
-    async def add_history_many(self, changes: Sequence[OrderStatusChange]) -> None:
-        self.changes.extend(changes)
-
-    async def compare_and_set_statuses(
-        self,
-        order_ids: Sequence[str],
-        *,
-        expected: OrderStatus,
-        target: OrderStatus,
-        reason: str | None,
-        at: datetime,
-    ) -> set[str]:
-        moved = set()
-        for order_id in order_ids:
-            cas = self.compare_and_set_status
-            if await cas(order_id, expected=expected, target=target, reason=reason, at=at):
-                moved.add(order_id)
+    async def move_batch(
+        self, move: BatchMove, *, limit: int, at: datetime, where: ClaimFilter
+    ) -> dict[OrderStatus, int]:
+        due = [
+            o
+            for o in self.rows.values()
+            if o.status in move.sources
+            and (where.created_before is None or o.created_at < where.created_before)
+            and (where.updated_before is None or o.updated_at < where.updated_before)
+            and (where.max_total is None or o.total <= where.max_total)
+        ]
+        due.sort(key=lambda o: (o.created_at, o.id))
+        moved: dict[OrderStatus, int] = {}
+        for before in due[:limit]:
+            after = before.moved_to(move.target, reason=None, at=at)
+            self.rows[before.id] = after
+            actor = str(move.actor)
+            self.changes.append(
+                OrderStatusChange(before.id, before.status, move.target, actor, None, None, at)
+            )
+            if self.outbox is not None:
+                payload = status_changed_payload(before, after, actor, None)
+                await self.outbox.add(
+                    DomainEvent(ORDER_STATUS_CHANGED, "order", before.id, payload, occurred_at=at)
+                )
+            moved[before.status] = moved.get(before.status, 0) + 1
         return moved
 
     async def history(self, order_id: str) -> list[OrderStatusChange]:

@@ -85,7 +85,7 @@ class FakeUnitOfWorkFactory:
     def __init__(self) -> None:
         self.outbox = FakeOutbox()
         self.processed_events = FakeProcessedEvents()
-        self.orders = FakeOrderRepository()
+        self.orders = FakeOrderRepository(self.outbox)
         self.idempotency = FakeIdempotencyRepository()
         self.users = FakeUserRepository()
         self.refresh_tokens = FakeRefreshTokenRepository()

@@ -158,9 +158,12 @@ async def test_an_order_moved_by_someone_else_after_the_claim_is_skipped(
         db.orders.rows[first.id] = replace(db.orders.rows[first.id], status=S.CANCELLED)
         return ids
 
-    jobs = services(db, clock, POLICY).jobs
-    racing = Job("auto_approve", claim_then_lose_the_race, jobs.jobs["auto_approve"].move)
-    report = await jobs.run_job(racing)
+    svc = services(db, clock, POLICY)
+
+    async def approve(tx: Transaction, order: Order, now):  # type: ignore[no-untyped-def]
+        return await svc.workflow.system_transition(tx, order, S.APPROVED, now)
+
+    report = await svc.jobs.run_job(Job("approve_one_by_one", claim_then_lose_the_race, approve))
     assert (report.claimed, report.moved) == (2, 1)
     assert (status_of(db, first), status_of(db, second)) == (S.CANCELLED, S.APPROVED)
 

@@ -69,3 +69,17 @@ def test_every_pair_is_allowed_or_a_conflict_naming_both(source: S, target: S) -
 def test_targets_from_follow_the_table() -> None:
     for state in S:
         assert workflow.targets_from(state) == {t for (s, t) in EXPECTED if s is state}
+
+
+def test_a_batch_move_is_every_system_edge_into_the_target_and_never_gives_stock_back() -> None:
+    assert workflow.batch_move(S.APPROVED) == workflow.BatchMove(
+        (S.VALIDATED,), S.APPROVED, Actor.SYSTEM
+    )
+    assert workflow.batch_move(S.PROCESSING).sources == (S.APPROVED,)
+    assert workflow.batch_move(S.COMPLETED).sources == (S.PROCESSING,)
+    with pytest.raises(ValueError, match="gives stock back"):
+        workflow.batch_move(S.REJECTED)  # the system's rejection gives stock back
+    with pytest.raises(ValueError, match="never moves"):
+        workflow.batch_move(S.PENDING)
+    with pytest.raises(ValueError, match="never moves"):
+        workflow.batch_move(S.PROCESSING, Actor.OWNER)

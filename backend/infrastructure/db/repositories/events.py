@@ -21,7 +21,7 @@ class SqlOutboxRepository(SqlRepository):
     async def add_many(self, events: Sequence[DomainEvent]) -> None:
         if not events:
             return
-        request_id = _current_request_id()
+        request_id = current_request_id()
         rows = [
             {
                 "id": event.id,
@@ -145,7 +145,7 @@ class SqlProcessedEvents(SqlRepository):
         return {str(row.event_id) for row in made}
 
 
-def _current_request_id() -> str | None:
+def current_request_id() -> str | None:
     """The request id bound by the API middleware (or a task's context), if any."""
     value = structlog.contextvars.get_contextvars().get("request_id")
     return str(value)[:64] if value else None

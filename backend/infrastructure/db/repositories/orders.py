@@ -8,8 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
+    BindParameter,
     ColumnElement,
     Select,
+    String,
     and_,
     bindparam,
     delete,
@@ -23,7 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from backend.domain.events import ORDER_STATUS_CHANGED, DomainEvent
 from backend.domain.orders import (
+    ClaimFilter,
     IdempotencyInFlight,
     IdempotencyRecord,
     Order,
@@ -33,14 +38,18 @@ from backend.domain.orders import (
     OrderStatus,
     OrderStatusChange,
     StoredResponse,
+    status_changed_payload,
 )
+from backend.domain.workflow import BatchMove
 from backend.infrastructure.db.repositories.base import SqlRepository
+from backend.infrastructure.db.repositories.events import SqlOutboxRepository, current_request_id
 from backend.infrastructure.db.tables.orders import (
     idempotency_keys,
     order_lines,
     order_status_history,
     orders,
 )
+from backend.infrastructure.db.types import Money, UTCDateTime
 
 # Built once (its compiled form and cache key are kept with it): the hottest read.
 _ONE_ORDER = (
@@ -111,6 +120,76 @@ def _filters(query: OrderQuery) -> list[ColumnElement[bool]]:
     if query.created_to is not None:
         conditions.append(orders.c.created_at <= query.created_to)
     return conditions
+
+
+def _claim_conditions(where: ClaimFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if where.created_before is not None:
+        conditions.append(orders.c.created_at < where.created_before)
+    if where.updated_before is not None:
+        conditions.append(orders.c.updated_at < where.updated_before)
+    if where.max_total is not None:
+        conditions.append(orders.c.total <= where.max_total)
+    return conditions
+
+
+# A batch of a Beat job in one statement (PostgreSQL): the claim locks the rows it takes and
+# skips those other transactions hold, so two workers take disjoint batches and a row is
+# moved once; the UPDATE re-checks nothing because the claim's lock keeps the status put.
+# The event payload is `status_changed_payload`'s field for field (total: integer cents as
+# the Decimal's text; at: the moment as Python's isoformat; items in line order).
+MOVE_BATCH = """
+WITH claimed AS (
+  SELECT id, status AS from_status FROM orders
+  WHERE status = ANY(:sources) {filters}
+  ORDER BY created_at, id
+  LIMIT :limit
+  FOR UPDATE SKIP LOCKED
+), moved AS (
+  UPDATE orders o
+  SET status = CAST(:target AS varchar), status_reason = NULL, version = o.version + 1,
+      updated_at = CAST(:at AS timestamptz)
+  FROM claimed WHERE o.id = claimed.id
+  RETURNING o.id, o.user_id, o.total, o.currency, o.version, claimed.from_status
+), history AS (
+  INSERT INTO order_status_history (order_id, from_status, to_status, actor, actor_id, reason, at)
+  SELECT id, from_status, CAST(:target AS varchar), CAST(:actor AS varchar), NULL, NULL,
+         CAST(:at AS timestamptz)
+  FROM moved
+), events AS (
+  INSERT INTO outbox_events
+    (id, type, aggregate_type, aggregate_id, payload, created_at, attempts, request_id)
+  SELECT gen_random_uuid(), CAST(:event_type AS varchar), 'order', m.id::text,
+         jsonb_build_object(
+           'order_id', m.id::text,
+           'user_id', m.user_id::text,
+           'from_status', m.from_status,
+           'to_status', CAST(:target AS text),
+           'status', CAST(:target AS text),
+           'total', round(m.total / 100.0, 2)::text,
+           'currency', m.currency,
+           'actor', CAST(:actor AS text),
+           'actor_id', NULL::text,
+           'reason', NULL::text,
+           'version', m.version,
+           'at', CAST(:at_text AS text),
+           'items', (
+             SELECT coalesce(
+               jsonb_agg(
+                 jsonb_build_object(
+                   'product_id', l.product_id::text, 'sku', l.sku, 'quantity', l.quantity
+                 ) ORDER BY l.line_no
+               ),
+               '[]'::jsonb
+             )
+             FROM order_lines l WHERE l.order_id = m.id
+           )
+         ),
+         CAST(:at AS timestamptz), 0, CAST(:request_id AS varchar)
+  FROM moved m
+)
+SELECT from_status, count(*) AS moved FROM moved GROUP BY from_status
+"""
 
 
 class SqlOrderRepository(SqlRepository):
@@ -216,30 +295,111 @@ class SqlOrderRepository(SqlRepository):
         )
         return result.rowcount == 1
 
-    async def compare_and_set_statuses(
-        self,
-        order_ids: Sequence[str],
-        *,
-        expected: OrderStatus,
-        target: OrderStatus,
-        reason: str | None,
-        at: datetime,
-    ) -> set[str]:
-        """`compare_and_set_status` for many orders in one statement: the ids it moved."""
-        if not order_ids:
-            return set()
-        result = await self._conn.execute(
+    async def move_batch(
+        self, move: BatchMove, *, limit: int, at: datetime, where: ClaimFilter
+    ) -> dict[OrderStatus, int]:
+        if self.dialect == "postgresql":
+            return await self._move_batch_in_one_statement(move, limit, at, where)
+        return await self._move_batch_portably(move, limit, at, where)
+
+    async def _move_batch_in_one_statement(
+        self, move: BatchMove, limit: int, at: datetime, where: ClaimFilter
+    ) -> dict[OrderStatus, int]:
+        """PostgreSQL: claim, move, history and events of the batch in one statement
+        (`MOVE_BATCH`); the payload is `status_changed_payload`'s, built by the database."""
+        filters = [
+            sql
+            for sql, value in (
+                ("AND created_at < :created_before", where.created_before),
+                ("AND updated_at < :updated_before", where.updated_before),
+                ("AND total <= :max_total", where.max_total),
+            )
+            if value is not None
+        ]
+        params: dict[str, Any] = {
+            "sources": [status.value for status in move.sources],
+            "target": move.target.value,
+            "actor": str(move.actor),
+            "limit": limit,
+            "at": at,
+            "at_text": at.isoformat(),
+            "event_type": ORDER_STATUS_CHANGED,
+            "request_id": current_request_id(),
+        }
+        binds: list[BindParameter[Any]] = [
+            bindparam("at", type_=UTCDateTime),
+            bindparam("sources", type_=ARRAY(String)),
+        ]
+        if where.created_before is not None:
+            params["created_before"] = where.created_before
+            binds.append(bindparam("created_before", type_=UTCDateTime))
+        if where.updated_before is not None:
+            params["updated_before"] = where.updated_before
+            binds.append(bindparam("updated_before", type_=UTCDateTime))
+        if where.max_total is not None:
+            params["max_total"] = where.max_total
+            binds.append(bindparam("max_total", type_=Money))
+        statement = text(MOVE_BATCH.format(filters=" ".join(filters))).bindparams(*binds)
+        rows = (await self._conn.execute(statement, params)).all()
+        return {OrderStatus(row.from_status): int(row.moved) for row in rows}
+
+    async def _move_batch_portably(
+        self, move: BatchMove, limit: int, at: datetime, where: ClaimFilter
+    ) -> dict[OrderStatus, int]:
+        """SQLite (one writer: `BEGIN IMMEDIATE` already holds the database, so what is read
+        stays put): read the batch with its lines, one UPDATE, one history insert and one
+        outbox insert, the events built by `status_changed_payload`."""
+        conditions: list[ColumnElement[bool]] = [
+            orders.c.status.in_([status.value for status in move.sources]),
+            *_claim_conditions(where),
+        ]
+        claimed = await self._load(
+            select(orders)
+            .where(*conditions)
+            .order_by(orders.c.created_at, orders.c.id)
+            .limit(limit)
+        )
+        if not claimed:
+            return {}
+        await self._conn.execute(
             update(orders)
-            .where(orders.c.id.in_(list(order_ids)), orders.c.status == expected.value)
+            .where(orders.c.id.in_([order.id for order in claimed]))
             .values(
-                status=target.value,
-                status_reason=reason,
+                status=move.target.value,
+                status_reason=None,
                 version=orders.c.version + 1,
                 updated_at=at,
             )
-            .returning(orders.c.id)
         )
-        return set(result.scalars())
+        changes: list[OrderStatusChange] = []
+        events: list[DomainEvent] = []
+        moved: dict[OrderStatus, int] = {}
+        for before in claimed:
+            after = before.moved_to(move.target, reason=None, at=at)
+            changes.append(
+                OrderStatusChange(
+                    order_id=after.id,
+                    from_status=before.status,
+                    to_status=after.status,
+                    actor=str(move.actor),
+                    actor_id=None,
+                    reason=None,
+                    at=at,
+                )
+            )
+            events.append(
+                DomainEvent(
+                    type=ORDER_STATUS_CHANGED,
+                    aggregate_type="order",
+                    aggregate_id=after.id,
+                    payload=status_changed_payload(before, after, str(move.actor), None),
+                    occurred_at=at,
+                )
+            )
+            moved[before.status] = moved.get(before.status, 0) + 1
+        await self._add_history_many(changes)
+        await SqlOutboxRepository(self._conn).add_many(events)
+        return moved
 
     async def update_details(
         self,
@@ -261,9 +421,9 @@ class SqlOrderRepository(SqlRepository):
         return result.rowcount == 1
 
     async def add_history(self, change: OrderStatusChange) -> None:
-        await self.add_history_many([change])
+        await self._add_history_many([change])
 
-    async def add_history_many(self, changes: Sequence[OrderStatusChange]) -> None:
+    async def _add_history_many(self, changes: Sequence[OrderStatusChange]) -> None:
         if changes:  # one executemany: the driver sends the rows together
             await self._conn.execute(
                 insert(order_status_history), [_history_row(c) for c in changes]
@@ -298,12 +458,7 @@ class SqlOrderRepository(SqlRepository):
         max_total: Decimal | None = None,
     ) -> list[str]:
         conditions = [orders.c.status == status.value]
-        if created_before is not None:
-            conditions.append(orders.c.created_at < created_before)
-        if updated_before is not None:
-            conditions.append(orders.c.updated_at < updated_before)
-        if max_total is not None:
-            conditions.append(orders.c.total <= max_total)
+        conditions += _claim_conditions(ClaimFilter(created_before, updated_before, max_total))
         statement = (
             select(orders.c.id)
             .where(and_(*conditions))
