@@ -270,6 +270,7 @@ class Container:
         s = self.settings
         return WorkflowPolicy(
             batch_size=s.workflow_batch_size,
+            move_batch_size=s.workflow_move_batch_size,
             max_batches=s.workflow_max_batches,
             grace_period=timedelta(seconds=s.order_grace_period),
             processing_time=timedelta(seconds=s.order_processing_time),

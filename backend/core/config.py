@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     idempotency_wait_seconds: float = Field(default=5.0, gt=0, le=60)
     outbox_poll_interval: float = Field(default=5.0, gt=0)
     workflow_batch_size: int = Field(default=200, ge=1)
+    # Orders per batch of the jobs that move set-based (auto_approve, start_processing,
+    # complete_processing): one statement each, so a larger batch costs little (ADR 0019).
+    workflow_move_batch_size: int = Field(default=1000, ge=1)
     heartbeat_interval: float = Field(default=30.0, gt=0)
     # Workers (issue 6): batches per job run, the safety nets' patience, and retention.
     workflow_max_batches: int = Field(default=50, ge=1)

@@ -41,6 +41,7 @@ CAS_ATTEMPTS = 3
 @dataclass(frozen=True, slots=True)
 class WorkflowPolicy:
     batch_size: int = 200
+    move_batch_size: int = 1000  # the set-based jobs' batches (`advance_batch`)
     max_batches: int = 50
     grace_period: timedelta = timedelta(seconds=120)
     processing_time: timedelta = timedelta(seconds=120)

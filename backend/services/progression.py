@@ -130,9 +130,8 @@ class WorkflowJobs:
         async def batch(limit: int) -> int:
             return await self._run_batch(job, limit, report)
 
-        budget = BatchBudget(
-            policy.batch_size, policy.max_batches if max_batches is None else max_batches
-        )
+        size = policy.move_batch_size if isinstance(job, BatchJob) else policy.batch_size
+        budget = BatchBudget(size, policy.max_batches if max_batches is None else max_batches)
         report.batches = (await run_batches(batch, budget)).batches
         return report
 

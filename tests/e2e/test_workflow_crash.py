@@ -30,6 +30,7 @@ CRASHY_WORKFLOW: dict[str, Any] = {
     "outbox_poll_interval": 1,
     "workflow_retry_after": 3,  # the safety nets step in 3 s after a lost message
     "workflow_batch_size": 20,  # many small batches: the kill lands inside one
+    "workflow_move_batch_size": 20,
 }
 
 

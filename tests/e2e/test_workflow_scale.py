@@ -27,7 +27,8 @@ BUSY_WORKFLOW: dict[str, Any] = {
     # paths race for the same pending orders.
     "workflow_retry_after": 5,
     "workflow_batch_size": 100,
-    # One batch per job run: a set-based batch moves 100 orders in three statements, so with
+    "workflow_move_batch_size": 100,
+    # One batch per job run: a set-based batch moves 100 orders in one statement, so with
     # the default 50 batches one job run moved a whole step, and which worker ran the few
     # runs that found work was a coin toss. Twenty runs per step make both workers compete.
     "workflow_max_batches": 1,

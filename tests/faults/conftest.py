@@ -29,6 +29,7 @@ FAST_WORKFLOW = {
     "OUTBOX_POLL_INTERVAL": "1",
     "WORKFLOW_RETRY_AFTER": "3",  # lost messages are re-published 3 s later
     "WORKFLOW_BATCH_SIZE": "10",  # many small batches: a kill lands inside one
+    "WORKFLOW_MOVE_BATCH_SIZE": "10",
 }
 
 

@@ -28,7 +28,7 @@ from tests.fakes.services import services
 from tests.helpers.orders import order_of, seed_product, seed_user
 
 S = OrderStatus
-POLICY = WorkflowPolicy(batch_size=3, grace_period=timedelta(0))
+POLICY = WorkflowPolicy(batch_size=3, move_batch_size=3, grace_period=timedelta(0))
 
 
 @pytest.fixture
@@ -206,7 +206,7 @@ async def test_two_workers_take_disjoint_batches_and_skip_what_the_other_holds(
             svc.jobs.run("complete_processing"), svc.jobs.run("complete_processing")
         )
         assert sum(r.moved for r in reports) == 0  # processing_time not over: nothing due
-        fast = WorkflowPolicy(batch_size=3, processing_time=timedelta(0))
+        fast = WorkflowPolicy(move_batch_size=3, processing_time=timedelta(0))
         fast_svc = services(lambda: SqlUnitOfWork(engine), SystemClock(), fast)
         reports = await asyncio.gather(
             fast_svc.jobs.run("complete_processing"), fast_svc.jobs.run("complete_processing")

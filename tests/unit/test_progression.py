@@ -23,6 +23,7 @@ from tests.unit.test_orders_service import P1, P2, place, stock
 S = OrderStatus
 POLICY = WorkflowPolicy(
     batch_size=2,
+    move_batch_size=2,
     max_batches=10,
     grace_period=timedelta(seconds=120),
     processing_time=timedelta(seconds=120),
