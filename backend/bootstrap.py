@@ -271,6 +271,7 @@ class Container:
         return WorkflowPolicy(
             batch_size=s.workflow_batch_size,
             move_batch_size=s.workflow_move_batch_size,
+            move_lanes=s.workflow_move_lanes if self.engine.dialect.name == "postgresql" else 1,
             max_batches=s.workflow_max_batches,
             grace_period=timedelta(seconds=s.order_grace_period),
             processing_time=timedelta(seconds=s.order_processing_time),

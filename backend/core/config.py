@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # Orders per batch of the jobs that move set-based (auto_approve, start_processing,
     # complete_processing): one statement each, so a larger batch costs little (ADR 0019).
     workflow_move_batch_size: int = Field(default=1000, ge=1)
+    # Their batches in flight at once on PostgreSQL, each on a connection of its own (as if
+    # that many workers ran the job); SQLite has one writer, so there it is always 1.
+    workflow_move_lanes: int = Field(default=2, ge=1, le=8)
     heartbeat_interval: float = Field(default=30.0, gt=0)
     # Workers (issue 6): batches per job run, the safety nets' patience, and retention.
     workflow_max_batches: int = Field(default=50, ge=1)

@@ -42,6 +42,7 @@ CAS_ATTEMPTS = 3
 class WorkflowPolicy:
     batch_size: int = 200
     move_batch_size: int = 1000  # the set-based jobs' batches (`advance_batch`)
+    move_lanes: int = 1  # their batches at once (PostgreSQL only: SQLite has one writer)
     max_batches: int = 50
     grace_period: timedelta = timedelta(seconds=120)
     processing_time: timedelta = timedelta(seconds=120)

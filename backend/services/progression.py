@@ -130,9 +130,11 @@ class WorkflowJobs:
         async def batch(limit: int) -> int:
             return await self._run_batch(job, limit, report)
 
-        size = policy.move_batch_size if isinstance(job, BatchJob) else policy.batch_size
+        size, lanes = policy.batch_size, 1
+        if isinstance(job, BatchJob):
+            size, lanes = policy.move_batch_size, policy.move_lanes
         budget = BatchBudget(size, policy.max_batches if max_batches is None else max_batches)
-        report.batches = (await run_batches(batch, budget)).batches
+        report.batches = (await run_batches(batch, budget, lanes)).batches
         return report
 
     async def _run_batch(self, job: Job | BatchJob, limit: int, report: JobReport) -> int:

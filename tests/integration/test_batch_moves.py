@@ -206,7 +206,8 @@ async def test_two_workers_take_disjoint_batches_and_skip_what_the_other_holds(
             svc.jobs.run("complete_processing"), svc.jobs.run("complete_processing")
         )
         assert sum(r.moved for r in reports) == 0  # processing_time not over: nothing due
-        fast = WorkflowPolicy(move_batch_size=3, processing_time=timedelta(0))
+        # Each run with two lanes: four batches in flight at once.
+        fast = WorkflowPolicy(move_batch_size=3, move_lanes=2, processing_time=timedelta(0))
         fast_svc = services(lambda: SqlUnitOfWork(engine), SystemClock(), fast)
         reports = await asyncio.gather(
             fast_svc.jobs.run("complete_processing"), fast_svc.jobs.run("complete_processing")

@@ -43,3 +43,13 @@ async def test_no_budget_runs_nothing() -> None:
     calls: list[int] = []
     run = await run_batches(backlog(5, calls), BatchBudget(size=3, max_batches=0))
     assert (run.batches, run.taken, calls) == (0, 0, [])
+
+
+async def test_lanes_share_one_budget_and_each_stops_at_its_first_short_batch() -> None:
+    calls: list[int] = []
+    run = await run_batches(backlog(7, calls), BatchBudget(size=3, max_batches=10), lanes=2)
+    assert (run.batches, run.taken) == (3, 7)  # 3 + 3 + 1, then an empty one ends a lane
+    assert len(calls) == 4
+    calls.clear()
+    bounded = await run_batches(backlog(100, calls), BatchBudget(size=3, max_batches=5), lanes=3)
+    assert (bounded.batches, bounded.taken, len(calls)) == (5, 15, 5)
