@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from backend.bootstrap import build_container
 from backend.domain.clock import SystemClock
 from backend.domain.events import ORDER_STATUS_CHANGED
 from backend.domain.orders import ClaimFilter, Order, OrderStatus, status_changed_payload
@@ -223,3 +224,15 @@ async def test_two_workers_take_disjoint_batches_and_skip_what_the_other_holds(
         )
     finally:
         await engine.dispose()
+
+
+async def test_the_container_runs_two_lanes_on_postgresql_and_one_on_sqlite(
+    database_url: str, settings_for: Any
+) -> None:
+    container = await build_container(settings_for(database_url))
+    try:
+        policy = container.workflow_policy()
+    finally:
+        await container.aclose()
+    expected = 2 if database_url.startswith("postgresql") else 1
+    assert (policy.move_batch_size, policy.move_lanes) == (1000, expected)
