@@ -5,7 +5,8 @@ what follows its commit on the transaction: the business metrics (committed chan
 and a kick that asks a worker to relay the outbox now (once per transaction, however many
 events; Beat's poll is the safety net). Nothing of it happens if the transaction rolls
 back. Effects of a use case's own (dropping cached stock, an SSE wake-up) it registers
-itself with `tx.on_commit` (ADR 0014).
+itself with `tx.on_commit` (ADR 0014). A set-based move writes its events in the
+repository's own statement; `written_by_repository` registers what follows them (ADR 0019).
 """
 
 from __future__ import annotations
