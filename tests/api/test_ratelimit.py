@@ -124,6 +124,25 @@ async def test_every_response_under_a_policy_carries_the_fields(
         assert [fields(r)[1]["default"][0] for r in responses] == [9, 8, 7]
 
 
+async def test_routes_the_edge_answers_itself_are_limited_alike(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """GET /products/{id} without a token and GET /orders/{id} with one are answered before
+    the framework (docs/adr/0019): they spend budget, carry the fields and are refused too."""
+    settings = limited(tmp_path, sqlite_url, rate_limit_default="2/minute")
+    async with app_client(settings) as c:
+        product = f"/api/v1/products/{uuid.uuid4()}"
+        first, second = await c.get(product), await c.get(product)
+        assert [r.status_code for r in (first, second)] == [404, 404]
+        assert [fields(r)[1]["default"][0] for r in (first, second)] == [1, 0]
+        assert_problem(await c.get(product), 429, "quota-exceeded")
+        user_id = str(uuid.uuid4())
+        order = f"/api/v1/orders/{uuid.uuid4()}"
+        answered = await c.get(order, headers=token_for(c, user_id))
+        assert answered.status_code == 401  # no such user
+        assert set(fields(answered)[0]) == {"authenticated"}
+
+
 async def test_probes_and_metrics_are_never_limited(tmp_path: Path, sqlite_url: str) -> None:
     async with app_client(limited(tmp_path, sqlite_url, rate_limit_default="1/minute")) as c:
         for _ in range(5):
