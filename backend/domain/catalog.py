@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -257,6 +257,14 @@ class ProductRepository(Protocol):
         WHERE id = :id AND stock + :delta >= 0`; the new stock, or None when the
         product is absent or the stock would go below zero (nothing changed).
         (It also refuses, with None, a result above MAX_STOCK: the column's range.)"""
+        ...
+
+    async def reserve(self, quantities: Mapping[str, int], at: datetime) -> dict[str, Product]:
+        """Take each quantity off its product's stock where the stock is at least that much
+        (in ascending id order; on PostgreSQL one statement). The products whose stock was
+        taken, as they are now, by id; an absent or short product is not among them and its
+        stock is unchanged. Active or not does not matter here: the caller decides, and rolls
+        back what it does not keep."""
         ...
 
     async def lock(self, product_ids: Sequence[str]) -> None:

@@ -8,6 +8,7 @@ unit of work that bundles the repositories of one transaction.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
@@ -119,6 +120,13 @@ class Transaction(Protocol):
 
     @property
     def webhook_deliveries(self) -> WebhookDeliveryRepository: ...
+
+    def together(self) -> AbstractAsyncContextManager[None]:
+        """`async with tx.together():` the repositories' plain inserts and updates inside
+        (those that return nothing) may reach the database together when the block ends, as
+        one statement: fewer round trips. Nothing inside may read what they write, and
+        their errors may surface at the block's end."""
+        ...
 
     def on_commit(self, callback: OnCommit) -> None:
         """Run `callback` after this transaction commits (cache invalidation, a task kick, a

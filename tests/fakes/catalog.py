@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 from backend.domain.catalog import (
@@ -51,6 +52,14 @@ class FakeProductRepository:
 
     async def lock(self, product_ids: Sequence[str]) -> None:
         pass  # one in-memory writer: nothing to order
+
+    async def reserve(self, quantities: Mapping[str, int], at: datetime) -> dict[str, Product]:
+        taken = [
+            pid
+            for pid in sorted(quantities)
+            if await self.adjust_stock(pid, -quantities[pid]) is not None
+        ]
+        return {pid: replace(self.rows[pid]) for pid in taken}
 
     async def adjust_stock(self, product_id: str, delta: int) -> int | None:
         product = self.rows.get(product_id)

@@ -8,7 +8,7 @@ that a failure leaves nothing behind.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -104,6 +104,14 @@ class FakeStockProducts(_Transactional):
 
     async def lock(self, product_ids: Sequence[str]) -> None:
         self.lock_calls.append((sorted(set(product_ids)), len(self.adjust_calls)))
+
+    async def reserve(self, quantities: Mapping[str, int], at: datetime) -> dict[str, Product]:
+        taken = [
+            pid
+            for pid in sorted(quantities)
+            if await self.adjust_stock(pid, -quantities[pid]) is not None
+        ]
+        return {pid: replace(self.rows[pid]) for pid in taken}
 
     async def adjust_stock(self, product_id: str, delta: int) -> int | None:
         self.adjust_calls.append((product_id, delta))

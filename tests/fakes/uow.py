@@ -7,6 +7,8 @@ are expected to be used inside one unit of work at a time.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
 
@@ -35,6 +37,11 @@ class FakeUnitOfWork:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+    @asynccontextmanager
+    async def together(self) -> AsyncIterator[None]:
+        self._store.together_blocks += 1
+        yield  # in memory: each write happens where it is called
 
     def read_only(self) -> Self:
         self._store.read_only_units += 1
@@ -98,6 +105,7 @@ class FakeUnitOfWorkFactory:
         self.commits = 0
         self.callback_errors: list[Exception] = []
         self.read_only_units = 0
+        self.together_blocks = 0
 
     def __call__(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)

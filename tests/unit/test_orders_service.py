@@ -144,7 +144,10 @@ async def test_unknown_and_inactive_products_are_named(
     assert info.value.product_ids == sorted([P2, unknown])
     locs = {tuple(e["loc"]) for e in info.value.extra["errors"]}
     assert locs == {("body", "items", 1, "product_id"), ("body", "items", 2, "product_id")}
-    assert db.products.adjust_calls == []  # type: ignore[attr-defined]
+    # Reserved in the same statement as the check, then rolled back with the unit of work.
+    assert (stock(db, P1), stock(db, P2)) == (5, 10)
+    assert db.orders.rows == {}
+    assert db.outbox.events == []
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,15 @@ from sqlalchemy.types import TypeDecorator
 CENT = Decimal("0.01")
 
 
+def to_cents(value: Decimal) -> int:
+    """What a `Money` column stores (also for statements sent past SQLAlchemy's types)."""
+    return int((Decimal(value).quantize(CENT) * 100).to_integral_exact())
+
+
+def from_cents(value: int) -> Decimal:
+    return (Decimal(int(value)) / 100).quantize(CENT)
+
+
 class Money(TypeDecorator[Decimal]):
     """Exact money as integer cents in the database, `Decimal` with 2 places in Python."""
 
@@ -23,12 +32,12 @@ class Money(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
         if value is None:
             return None
-        return int((Decimal(value).quantize(CENT) * 100).to_integral_exact())
+        return to_cents(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        return (Decimal(int(value)) / 100).quantize(CENT)
+        return from_cents(value)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Self
 
@@ -32,6 +34,7 @@ from backend.infrastructure.db.repositories.webhooks import (
     SqlWebhookDeliveryRepository,
     SqlWebhookEndpointRepository,
 )
+from backend.infrastructure.db.writes import PendingWrites
 
 log = get_logger(__name__)
 
@@ -65,6 +68,7 @@ class SqlUnitOfWork:
         self._conn: AsyncConnection | None = None
         self._on_commit: list[OnCommit] = []
         self._reads_only = False
+        self._writes = PendingWrites()
 
     def on_commit(self, callback: OnCommit) -> None:
         if callback not in self._on_commit:
@@ -96,9 +100,10 @@ class SqlUnitOfWork:
         self.users = SqlUserRepository(conn)
         self.refresh_tokens = SqlRefreshTokenRepository(conn)
         self.products = SqlProductRepository(conn)
-        self.orders = SqlOrderRepository(conn)
-        self.idempotency = SqlIdempotencyRepository(conn)
-        self.outbox = SqlOutboxRepository(conn)
+        writes = self._writes
+        self.orders = SqlOrderRepository(conn, writes)
+        self.idempotency = SqlIdempotencyRepository(conn, writes)
+        self.outbox = SqlOutboxRepository(conn, writes)
         self.processed_events = SqlProcessedEvents(conn)
         self.notifications = SqlNotificationRepository(conn)
         self.email_sends = SqlEmailSendRepository(conn)
@@ -106,6 +111,24 @@ class SqlUnitOfWork:
         self.webhook_endpoints = SqlWebhookEndpointRepository(conn, self._cipher)
         self.webhook_deliveries = SqlWebhookDeliveryRepository(conn)
         return self
+
+    @asynccontextmanager
+    async def together(self) -> AsyncIterator[None]:
+        """On PostgreSQL the plain writes inside reach the server as one statement when the
+        block ends (`writes.py`); elsewhere, and nested, each runs where it is called."""
+        writes = self._writes
+        if writes.collecting or self.connection.dialect.name != "postgresql":
+            yield
+            return
+        writes.collecting = True
+        try:
+            yield
+        except BaseException:
+            writes.clear()
+            raise
+        finally:
+            writes.collecting = False
+        await writes.flush(self.connection)
 
     @property
     def connection(self) -> AsyncConnection:

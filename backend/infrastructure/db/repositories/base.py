@@ -10,10 +10,19 @@ from sqlalchemy import Column, Row, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backend.infrastructure.db.writes import PendingWrites
+
 
 class SqlRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, writes: PendingWrites | None = None) -> None:
         self._conn = connection
+        self._writes = writes
+
+    def _deferred(self) -> PendingWrites | None:
+        """Where a plain write goes while its unit of work is inside `together()` on
+        PostgreSQL (it then reaches the server with the others); None: run it now."""
+        writes = self._writes
+        return writes if writes is not None and writes.collecting else None
 
     @property
     def dialect(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from backend.domain.catalog import (
 )
 from backend.infrastructure.db.repositories.base import SqlRepository
 from backend.infrastructure.db.tables.catalog import products, stock_adjustments
+from backend.infrastructure.db.types import from_cents
 
 _SORT_COLUMNS = {
     SortField.NAME: products.c.name,
@@ -41,6 +42,51 @@ def _product(row: Any) -> Product:
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
+    )
+
+
+# `reserve` on PostgreSQL: the conditional UPDATE of every line in one statement, sent as
+# it is (docs/adr/0019). One line needs no lock order. Several lines lock their rows in
+# ascending id order first (the sorted FOR UPDATE produces them in that order, and the
+# UPDATE reaches a row only through it), so two placements sharing products never wait for
+# each other in a cycle; under READ COMMITTED the UPDATE re-checks `stock >= quantity`
+# against the newest row version, so no interleaving oversells.
+_RESERVE_ONE = """
+UPDATE products AS p
+SET stock = p.stock - $2, version = p.version + 1, updated_at = $3
+WHERE p.id = $1::uuid AND p.stock >= $2
+RETURNING p.id, p.sku, p.name, p.description, p.price, p.currency, p.stock, p.is_active,
+    p.version, p.created_at, p.updated_at
+"""
+_RESERVE_MANY = """
+WITH locked AS MATERIALIZED (
+    SELECT id FROM products WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
+), wanted AS (
+    SELECT * FROM unnest($1::uuid[], $2::integer[]) AS w(id, quantity)
+)
+UPDATE products AS p
+SET stock = p.stock - wanted.quantity, version = p.version + 1, updated_at = $3
+FROM locked JOIN wanted USING (id)
+WHERE p.id = locked.id AND p.stock >= wanted.quantity
+RETURNING p.id, p.sku, p.name, p.description, p.price, p.currency, p.stock, p.is_active,
+    p.version, p.created_at, p.updated_at
+"""
+
+
+def _raw_product(row: Any) -> Product:
+    """A product from a row the driver returned as it is (no SQLAlchemy types)."""
+    return Product(
+        id=str(row.id),
+        sku=row.sku,
+        name=row.name,
+        description=row.description,
+        price=from_cents(row.price),
+        currency=row.currency,
+        stock=row.stock,
+        is_active=row.is_active,
+        version=row.version,
+        created_at=row.created_at.astimezone(UTC),
+        updated_at=row.updated_at.astimezone(UTC),
     )
 
 
@@ -100,6 +146,25 @@ class SqlProductRepository(SqlRepository):
             .with_for_update()
         )
         await self._conn.execute(statement)
+
+    async def reserve(self, quantities: Mapping[str, int], at: datetime) -> dict[str, Product]:
+        if not quantities:
+            return {}
+        if self.dialect != "postgresql":
+            taken = [
+                pid
+                for pid in sorted(quantities)
+                if await self.adjust_stock(pid, -quantities[pid]) is not None
+            ]
+            return await self.get_many(taken)
+        ids = sorted(quantities)
+        if len(ids) == 1:
+            args: tuple[Any, ...] = (ids[0], quantities[ids[0]], at)
+            result = await self._conn.exec_driver_sql(_RESERVE_ONE, args)
+        else:
+            args = (ids, [quantities[pid] for pid in ids], at)
+            result = await self._conn.exec_driver_sql(_RESERVE_MANY, args)
+        return {str(row.id): _raw_product(row) for row in result}
 
     async def adjust_stock(self, product_id: str, delta: int) -> int | None:
         # One statement: the condition and the change are atomic on both databases, so

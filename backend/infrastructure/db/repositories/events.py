@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,15 @@ from sqlalchemy import Select, delete, func, insert, select, update
 from backend.domain.events import DomainEvent, OutboxRecord
 from backend.infrastructure.db.repositories.base import SqlRepository
 from backend.infrastructure.db.tables import outbox_events, processed_events
+
+# Inside `together()` on PostgreSQL: one part of the unit's single write statement (the
+# payload as JSON text, see `writes.py`).
+_INSERT_EVENTS = """INSERT INTO outbox_events (id, type, aggregate_type, aggregate_id, payload,
+    created_at, attempts, request_id)
+SELECT e.id, e.type, e.aggregate_type, e.aggregate_id, e.payload::jsonb, e.created_at, 0,
+    e.request_id
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+    $7::text[]) AS e(id, type, aggregate_type, aggregate_id, payload, created_at, request_id)"""
 
 
 class SqlOutboxRepository(SqlRepository):
@@ -35,6 +45,18 @@ class SqlOutboxRepository(SqlRepository):
             }
             for event in events
         ]
+        if (writes := self._deferred()) is not None:
+            writes.add(
+                _INSERT_EVENTS,
+                [row["id"] for row in rows],
+                [row["type"] for row in rows],
+                [row["aggregate_type"] for row in rows],
+                [row["aggregate_id"] for row in rows],
+                [json.dumps(row["payload"]) for row in rows],
+                [row["created_at"] for row in rows],
+                [row["request_id"] for row in rows],
+            )
+            return
         await self._conn.execute(insert(outbox_events), rows)  # one executemany
 
     async def claim_unpublished(self, limit: int) -> Sequence[OutboxRecord]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -47,7 +48,7 @@ from backend.infrastructure.db.tables.orders import (
     order_status_history,
     orders,
 )
-from backend.infrastructure.db.types import Money, UTCDateTime
+from backend.infrastructure.db.types import Money, UTCDateTime, to_cents
 
 # Built once (its compiled form and cache key are kept with it): the hottest read.
 _ONE_ORDER = (
@@ -105,6 +106,9 @@ def _history_row(change: OrderStatusChange) -> dict[str, Any]:
         "reason": change.reason,
         "at": change.at,
     }
+
+
+_HISTORY_COLUMNS = ("order_id", "from_status", "to_status", "actor", "actor_id", "reason", "at")
 
 
 def _filters(query: OrderQuery) -> list[ColumnElement[bool]]:
@@ -195,8 +199,70 @@ SELECT from_status, count(*) AS moved FROM moved GROUP BY from_status
 """
 
 
+# Inside `together()` on PostgreSQL (docs/adr/0019): the parts of one statement, in the
+# values the columns store (see `writes.py`).
+_INSERT_ORDER = """INSERT INTO orders (id, user_id, status, total, currency, shipping_address,
+    note, status_reason, version, created_at, updated_at)
+VALUES ($1::uuid, $2::uuid, $3, $4::bigint, $5, $6, $7, $8, $9::integer, $10::timestamptz,
+    $11::timestamptz)"""
+_INSERT_LINES = """INSERT INTO order_lines (order_id, line_no, product_id, sku, product_name,
+    unit_price, quantity)
+SELECT $1::uuid, line.no, line.product_id, line.sku, line.name, line.price, line.quantity
+FROM unnest($2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::integer[])
+    WITH ORDINALITY AS line(product_id, sku, name, price, quantity, no)"""
+_INSERT_HISTORY = """INSERT INTO order_status_history (order_id, from_status, to_status, actor,
+    actor_id, reason, at)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::text[],
+    $7::timestamptz[])"""
+_COMPLETE_KEY = """UPDATE idempotency_keys
+SET status_code = $1::integer, response_body = $2::text::jsonb, location = $3
+WHERE user_id = $4::uuid AND key = $5"""
+# The claim in one statement: the wait for a concurrent holder of the key is bounded by a
+# transaction-local lock_timeout set before the insert and, once the row is ours, put back
+# to what it was (the RETURNING runs after the insert), so later statements of the
+# transaction wait as they would have.
+_CLAIM_KEY = """WITH before AS MATERIALIZED (
+    SELECT current_setting('lock_timeout') AS lock_timeout
+), waiting AS MATERIALIZED (
+    SELECT set_config('lock_timeout', $5, true) AS lock_timeout FROM before
+)
+INSERT INTO idempotency_keys AS k (user_id, key, request_hash, created_at)
+SELECT $1::uuid, $2, $3, $4::timestamptz FROM waiting
+ON CONFLICT (user_id, key) DO UPDATE
+SET request_hash = EXCLUDED.request_hash, status_code = NULL, response_body = NULL,
+    location = NULL, created_at = EXCLUDED.created_at
+WHERE k.created_at < $6::timestamptz
+RETURNING (SELECT set_config('lock_timeout', before.lock_timeout, true) FROM before)"""
+
+
 class SqlOrderRepository(SqlRepository):
     async def add(self, order: Order) -> None:
+        if (writes := self._deferred()) is not None:
+            writes.add(
+                _INSERT_ORDER,
+                order.id,
+                order.user_id,
+                order.status.value,
+                to_cents(order.total),
+                order.currency,
+                order.shipping_address,
+                order.note,
+                order.status_reason,
+                order.version,
+                order.created_at,
+                order.updated_at,
+            )
+            lines = order.lines
+            writes.add(
+                _INSERT_LINES,
+                order.id,
+                [line.product_id for line in lines],
+                [line.sku for line in lines],
+                [line.product_name for line in lines],
+                [to_cents(line.unit_price) for line in lines],
+                [line.quantity for line in lines],
+            )
+            return
         await self._conn.execute(
             insert(orders).values(
                 id=order.id,
@@ -429,6 +495,13 @@ class SqlOrderRepository(SqlRepository):
         await self._add_history_many([change])
 
     async def _add_history_many(self, changes: Sequence[OrderStatusChange]) -> None:
+        if changes and (writes := self._deferred()) is not None:
+            rows = [_history_row(c) for c in changes]
+            writes.add(
+                _INSERT_HISTORY,
+                *([row[column] for row in rows] for column in _HISTORY_COLUMNS),
+            )
+            return
         if changes:  # one executemany: the driver sends the rows together
             await self._conn.execute(
                 insert(order_status_history), [_history_row(c) for c in changes]
@@ -490,6 +563,11 @@ class SqlIdempotencyRepository(SqlRepository):
         # this wait (PostgreSQL: on its uncommitted row; SQLite: at BEGIN IMMEDIATE, so the
         # holder has already committed) and then see the committed row. A row older than
         # the retention is taken over, as if it had been purged.
+        if self.dialect == "postgresql":
+            ours = await self._claim_on_postgresql(
+                user_id, key, request_hash, now, expired_before, wait_seconds
+            )
+            return None if ours else await self._record(user_id, key)
         statement = (
             self._upsert(idempotency_keys)
             .values(user_id=user_id, key=key, request_hash=request_hash, created_at=now)
@@ -505,8 +583,30 @@ class SqlIdempotencyRepository(SqlRepository):
                 where=idempotency_keys.c.created_at < expired_before,
             )
         )
-        if await self._execute_within(statement, wait_seconds) == 1:
+        if int((await self._conn.execute(statement)).rowcount) == 1:
             return None
+        return await self._record(user_id, key)
+
+    async def _claim_on_postgresql(
+        self,
+        user_id: str,
+        key: str,
+        request_hash: str,
+        now: datetime,
+        expired_before: datetime,
+        wait_seconds: float,
+    ) -> bool:
+        """One statement (docs/adr/0019); True when the key is this transaction's now."""
+        args = (user_id, key, request_hash, now, f"{int(wait_seconds * 1000)}ms", expired_before)
+        try:
+            result = await self._conn.exec_driver_sql(_CLAIM_KEY, args)
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                raise IdempotencyInFlight() from error
+            raise
+        return result.first() is not None
+
+    async def _record(self, user_id: str, key: str) -> IdempotencyRecord:
         row = (
             await self._conn.execute(
                 select(idempotency_keys).where(
@@ -522,21 +622,11 @@ class SqlIdempotencyRepository(SqlRepository):
     def _upsert(self, table: Any) -> Any:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
-    async def _execute_within(self, statement: Any, wait_seconds: float) -> int:
-        """Run `statement`, waiting at most `wait_seconds` for row locks (PostgreSQL)."""
-        if self.dialect != "postgresql":
-            return int((await self._conn.execute(statement)).rowcount)
-        await self._conn.execute(text(f"SET LOCAL lock_timeout = '{int(wait_seconds * 1000)}ms'"))
-        try:
-            result = await self._conn.execute(statement)
-        except DBAPIError as error:
-            if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
-                raise IdempotencyInFlight() from error
-            raise
-        await self._conn.execute(text("SET LOCAL lock_timeout = DEFAULT"))
-        return int(result.rowcount)
-
     async def complete(self, user_id: str, key: str, response: StoredResponse) -> None:
+        if (writes := self._deferred()) is not None:
+            body = json.dumps(response.body)
+            writes.add(_COMPLETE_KEY, response.status_code, body, response.location, user_id, key)
+            return
         await self._conn.execute(
             update(idempotency_keys)
             .where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)

@@ -1,0 +1,157 @@
+"""A placement on PostgreSQL is three statements with an Idempotency-Key (the claim, the
+reservation of every line, one write of everything else) and two without, with the same rows
+and events as before; the claim's lock_timeout does not outlive it; a multi-line reservation
+takes all or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backend.domain.clock import SystemClock
+from backend.domain.events import ORDER_CREATED
+from backend.domain.orders import InsufficientStock, OrderStatus, StoredResponse
+from backend.infrastructure.db.engine import create_engine
+from backend.infrastructure.db.tables import idempotency_keys, order_lines, orders, outbox_events
+from backend.infrastructure.db.uow import SqlUnitOfWork
+from backend.services.orders import Idempotency
+from tests.fakes.services import services
+from tests.helpers.orders import order_of, seed_product, seed_user
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(pg_url)
+    yield engine
+    await engine.dispose()
+
+
+def render(order: Any) -> StoredResponse:
+    return StoredResponse(201, {"id": order.id, "total": str(order.total)}, f"/o/{order.id}")
+
+
+async def statements_of(engine: AsyncEngine, body: Any) -> list[str]:
+    sent: list[str] = []
+
+    def executed(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", executed)
+    try:
+        await body()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", executed)
+    return sent
+
+
+async def test_a_keyed_placement_is_three_statements_with_every_row(engine: AsyncEngine) -> None:
+    async with SqlUnitOfWork(engine) as uow:
+        user = await seed_user(uow)
+        first = await seed_product(uow, stock=5, price="2.50")
+        second = await seed_product(uow, stock=5, price="0.10")
+        await uow.commit()
+    svc = services(lambda: SqlUnitOfWork(engine), SystemClock())
+    command = order_of(user.id, (second.id, 2), (first.id, 3), note="n")
+    placed: list[Any] = []
+
+    async def place() -> None:
+        placed.append(await svc.orders.place(command, Idempotency("k", render)))
+
+    sent = await statements_of(engine, place)
+    assert len(sent) == 3, sent
+    order = placed[0].order
+    async with SqlUnitOfWork(engine) as uow:
+        stored = await uow.orders.get(order.id)
+        assert stored == order
+        assert [(ln.product_id, ln.unit_price, ln.quantity) for ln in stored.lines] == [
+            (second.id, Decimal("0.10"), 2),
+            (first.id, Decimal("2.50"), 3),
+        ]
+        assert (await uow.products.get(first.id)).stock == 2  # type: ignore[union-attr]
+        assert (await uow.products.get(second.id)).stock == 3  # type: ignore[union-attr]
+        [change] = await uow.orders.history(order.id)
+        assert (change.from_status, change.to_status, change.actor) == (
+            None,
+            OrderStatus.PENDING,
+            "owner",
+        )
+        record = await uow.idempotency.claim(
+            user.id,
+            "k",
+            request_hash="other",
+            now=datetime.now(UTC),
+            expired_before=datetime.now(UTC) - timedelta(days=1),
+            wait_seconds=1,
+        )
+        assert record is not None and record.response == render(order)
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(outbox_events))).one()
+        assert (row.type, row.aggregate_id) == (ORDER_CREATED, order.id)
+        assert row.payload["total"] == "7.70"
+        assert [i["quantity"] for i in row.payload["items"]] == [2, 3]
+        assert row.attempts == 0 and row.published_at is None
+
+
+async def test_an_unkeyed_placement_is_two_statements(engine: AsyncEngine) -> None:
+    async with SqlUnitOfWork(engine) as uow:
+        user = await seed_user(uow)
+        product = await seed_product(uow, stock=5)
+        await uow.commit()
+    svc = services(lambda: SqlUnitOfWork(engine), SystemClock())
+
+    async def place() -> None:
+        await svc.orders.place(order_of(user.id, (product.id, 1)))
+
+    assert len(await statements_of(engine, place)) == 2
+
+
+async def test_the_claim_leaves_lock_timeout_as_it_was(engine: AsyncEngine) -> None:
+    async with SqlUnitOfWork(engine) as uow:
+        user = await seed_user(uow)
+        await uow.commit()
+    now = datetime.now(UTC)
+    async with SqlUnitOfWork(engine) as uow:
+        await uow.connection.execute(text("SET LOCAL lock_timeout = '1234ms'"))
+        claimed = await uow.idempotency.claim(
+            user.id,
+            "key",
+            request_hash="h",
+            now=now,
+            expired_before=now - timedelta(days=1),
+            wait_seconds=5,
+        )
+        assert claimed is None
+        shown = (await uow.connection.execute(text("SHOW lock_timeout"))).scalar_one()
+        assert shown == "1234ms"
+
+
+async def test_a_short_line_of_several_reserves_nothing_and_writes_nothing(
+    engine: AsyncEngine,
+) -> None:
+    async with SqlUnitOfWork(engine) as uow:
+        user = await seed_user(uow)
+        plenty = await seed_product(uow, stock=50)
+        scarce = await seed_product(uow, stock=1)
+        await uow.commit()
+    svc = services(lambda: SqlUnitOfWork(engine), SystemClock())
+    with pytest.raises(InsufficientStock) as refused:
+        await svc.orders.place(
+            order_of(user.id, (plenty.id, 5), (scarce.id, 2)), Idempotency("k", render)
+        )
+    assert refused.value.product_ids == [scarce.id]
+    async with SqlUnitOfWork(engine) as uow:
+        stock = {
+            p.id: p.stock for p in (await uow.products.get_many([plenty.id, scarce.id])).values()
+        }
+    assert stock == {plenty.id: 50, scarce.id: 1}
+    async with engine.connect() as conn:
+        for table in (orders, order_lines, outbox_events, idempotency_keys):
+            assert (await conn.execute(select(func.count()).select_from(table))).scalar_one() == 0
