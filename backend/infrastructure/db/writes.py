@@ -5,7 +5,7 @@ trip instead of five (docs/adr/0019).
 
 Only writes whose caller needs no answer take part (the repositories decide: `add`-style
 methods). Each part is plain SQL with its own `$1..$n`; the parts' parameters are numbered
-on when they are joined. The statement is sent through the driver as it is (no SQLAlchemy
+on when they are joined. The statement goes to asyncpg as it is (`driver.py`: no SQLAlchemy
 compilation or type processing), so the parts pass values the way the columns store them
 (cents for money, JSON text for documents).
 """
@@ -16,6 +16,8 @@ import re
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backend.infrastructure.db.driver import driver_connection
 
 _PARAMETER = re.compile(r"\$(\d+)")
 
@@ -51,4 +53,5 @@ class PendingWrites:
             return
         sql, args = self.statement()
         self.clear()
-        await conn.exec_driver_sql(sql, args)
+        driver = await driver_connection(conn)
+        await driver.execute(sql, *args)

@@ -17,6 +17,7 @@ from backend.domain.catalog import (
     SortField,
     StockAdjustment,
 )
+from backend.infrastructure.db.driver import driver_connection
 from backend.infrastructure.db.repositories.base import SqlRepository
 from backend.infrastructure.db.tables.catalog import products, stock_adjustments
 from backend.infrastructure.db.types import from_cents
@@ -74,19 +75,19 @@ RETURNING p.id, p.sku, p.name, p.description, p.price, p.currency, p.stock, p.is
 
 
 def _raw_product(row: Any) -> Product:
-    """A product from a row the driver returned as it is (no SQLAlchemy types)."""
+    """A product from asyncpg's record (no SQLAlchemy types)."""
     return Product(
-        id=str(row.id),
-        sku=row.sku,
-        name=row.name,
-        description=row.description,
-        price=from_cents(row.price),
-        currency=row.currency,
-        stock=row.stock,
-        is_active=row.is_active,
-        version=row.version,
-        created_at=row.created_at.astimezone(UTC),
-        updated_at=row.updated_at.astimezone(UTC),
+        id=str(row["id"]),
+        sku=row["sku"],
+        name=row["name"],
+        description=row["description"],
+        price=from_cents(row["price"]),
+        currency=row["currency"],
+        stock=row["stock"],
+        is_active=row["is_active"],
+        version=row["version"],
+        created_at=row["created_at"].astimezone(UTC),
+        updated_at=row["updated_at"].astimezone(UTC),
     )
 
 
@@ -158,13 +159,12 @@ class SqlProductRepository(SqlRepository):
             ]
             return await self.get_many(taken)
         ids = sorted(quantities)
+        driver = await driver_connection(self._conn)
         if len(ids) == 1:
-            args: tuple[Any, ...] = (ids[0], quantities[ids[0]], at)
-            result = await self._conn.exec_driver_sql(_RESERVE_ONE, args)
+            rows = await driver.fetch(_RESERVE_ONE, ids[0], quantities[ids[0]], at)
         else:
-            args = (ids, [quantities[pid] for pid in ids], at)
-            result = await self._conn.exec_driver_sql(_RESERVE_MANY, args)
-        return {str(row.id): _raw_product(row) for row in result}
+            rows = await driver.fetch(_RESERVE_MANY, ids, [quantities[pid] for pid in ids], at)
+        return {str(row["id"]): _raw_product(row) for row in rows}
 
     async def adjust_stock(self, product_id: str, delta: int) -> int | None:
         # One statement: the condition and the change are atomic on both databases, so

@@ -23,7 +23,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 
 from backend.domain.events import ORDER_STATUS_CHANGED, DomainEvent
 from backend.domain.orders import (
@@ -40,6 +39,7 @@ from backend.domain.orders import (
     status_changed_payload,
 )
 from backend.domain.workflow import BatchMove
+from backend.infrastructure.db.driver import driver_connection
 from backend.infrastructure.db.repositories.base import SqlRepository
 from backend.infrastructure.db.repositories.events import SqlOutboxRepository, current_request_id
 from backend.infrastructure.db.tables.orders import (
@@ -597,14 +597,17 @@ class SqlIdempotencyRepository(SqlRepository):
         wait_seconds: float,
     ) -> bool:
         """One statement (docs/adr/0019); True when the key is this transaction's now."""
-        args = (user_id, key, request_hash, now, f"{int(wait_seconds * 1000)}ms", expired_before)
+        wait = f"{int(wait_seconds * 1000)}ms"
+        driver = await driver_connection(self._conn)
         try:
-            result = await self._conn.exec_driver_sql(_CLAIM_KEY, args)
-        except DBAPIError as error:
-            if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            rows = await driver.fetch(
+                _CLAIM_KEY, user_id, key, request_hash, now, wait, expired_before
+            )
+        except Exception as error:  # asyncpg's own (see driver.py)
+            if getattr(error, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                 raise IdempotencyInFlight() from error
             raise
-        return result.first() is not None
+        return bool(rows)
 
     async def _record(self, user_id: str, key: str) -> IdempotencyRecord:
         row = (
