@@ -211,3 +211,50 @@ async def test_users_are_never_written_to_redis_and_a_drop_reaches_every_process
             return await b.get_or_load(USERS_NS, "u1", Loader(replaced)) is replaced
 
         await eventually(b_reloads)
+
+
+async def test_concurrent_writers_share_redis_round_trips_and_each_is_current_on_return(
+    shared: Settings,
+) -> None:
+    async with running(shared) as a, running(shared) as b:
+        products = {f"p{i}": sample(f"v{i}") for i in range(20)}
+        for key, value in products.items():  # cached in both processes, and in L2
+            await a.get_or_load(PRODUCT_NS, key, Loader(value))
+            await b.get_or_load(PRODUCT_NS, key, Loader(value))
+        assert a.l2 is not None
+        sends = {"invalidate": 0, "bump": 0}
+        delete, bump = a.l2.delete_and_publish, a.l2.bump_and_publish
+
+        async def counted_delete(*args: Any) -> bool:
+            sends["invalidate"] += 1
+            return await delete(*args)
+
+        async def counted_bump(*args: Any) -> str | None:
+            sends["bump"] += 1
+            return await bump(*args)
+
+        a.l2.delete_and_publish = counted_delete  # type: ignore[method-assign]
+        a.l2.bump_and_publish = counted_bump  # type: ignore[method-assign]
+        client = Redis.from_url(shared.redis_url or "")
+
+        async def writer(key: str) -> None:
+            await a.invalidate(PRODUCT_NS, key)
+            await a.invalidate_namespace(PRODUCT_LIST_NS)
+            # On return: out of this process's L1 and out of L2.
+            assert await client.exists(product_key(shared, key)) == 0
+            fresh = Loader(sample("fresh"))
+            assert (await a.get_or_load(PRODUCT_NS, key, fresh)).name == "fresh"
+
+        try:
+            await asyncio.gather(*(writer(key) for key in products))
+        finally:
+            await client.aclose()
+        # Twenty writers, far fewer sends (the first goes alone, the rest join batches).
+        assert 1 <= sends["invalidate"] < 20 and 1 <= sends["bump"] < 20
+        for key in products:  # and the other process dropped its copies
+
+            async def dropped(key: str = key) -> bool:
+                product = await b.get_or_load(PRODUCT_NS, key, Loader(sample("new")))
+                return product.name in ("new", "fresh")  # from its loader, or a's fill
+
+            await eventually(dropped)

@@ -43,6 +43,15 @@ class _Flight:
     stale: bool = False
 
 
+@dataclass(eq=False)
+class _Batch:
+    """Invalidations that go to Redis together, and the future their writers await."""
+
+    done: asyncio.Future[None]
+    keys: dict[str, set[str]] = field(default_factory=dict)
+    namespaces: set[str] = field(default_factory=set)
+
+
 @dataclass
 class _Pending:
     """Invalidations Redis did not take; replayed at the next chance."""
@@ -77,6 +86,8 @@ class TieredCache:
         self._versions: dict[str, str] = {}
         self._flights: dict[tuple[str, str], _Flight] = {}
         self._pending = _Pending()
+        self._next: _Batch | None = None  # collecting while the one before is being sent
+        self._sender: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
         self._counters: dict[tuple[str, str, str], Any] = {}
 
@@ -166,27 +177,69 @@ class TieredCache:
         return self._versions.setdefault(namespace, "0")
 
     # ------------------------------------------------------------------ invalidation
+    # Writers' invalidations reach Redis in batches (docs/adr/0019): one batch is sent at a
+    # time, and what writers ask for meanwhile joins the next one, so N writes committed
+    # together cost two Redis round trips (the keys' DEL + PUBLISH, the namespace bumps),
+    # not 2N. Each writer still returns only after a send that began after its call: as
+    # before, its change is out of L2 and announced before it answers its client.
+
     async def invalidate(self, namespace: str, *keys: str) -> None:
         self.drop_local(namespace, keys)
         if self.l2 is None:
             return
-        await self._replay_pending()
-        if not await self._delete_remote(namespace, keys):
-            self._remember(namespace, keys)
-        # Again: a reader may have refilled L1 from the old L2 entry while we waited.
-        self.drop_local(namespace, keys)
+        batch = self._join()
+        batch.keys.setdefault(namespace, set()).update(keys)
+        await asyncio.shield(batch.done)
 
     async def invalidate_namespace(self, namespace: str) -> None:
         self.drop_namespace(namespace, None)
         if self.l2 is None:
             return
+        batch = self._join()
+        batch.namespaces.add(namespace)
+        await asyncio.shield(batch.done)
+
+    def _join(self) -> _Batch:
+        loop = asyncio.get_running_loop()
+        batch = self._next
+        if batch is None or batch.done.get_loop() is not loop:
+            batch = self._next = _Batch(done=loop.create_future())
+        sender = self._sender
+        if sender is None or sender.done() or sender.get_loop() is not loop:
+            self._sender = loop.create_task(self._send_batches())
+        return batch
+
+    async def _send_batches(self) -> None:
+        while (batch := self._next) is not None:
+            self._next = None
+            try:
+                await self._send(batch)
+            except asyncio.CancelledError:
+                for waiting in (batch, self._next):
+                    if waiting is not None and not waiting.done.done():
+                        waiting.done.cancel()
+                raise
+            except Exception as error:
+                log.warning("cache_invalidation_failed", exc_info=True)
+                batch.done.set_exception(error)
+                batch.done.exception()  # retrieved: the waiters may all have gone
+            else:
+                batch.done.set_result(None)
+
+    async def _send(self, batch: _Batch) -> None:
         await self._replay_pending()
-        version = await self._bump_remote(namespace)
-        if version is None:
-            self._pending.namespaces.add(namespace)
-            # Keys of a version nobody else will use: this process stops reading old pages.
-            version = f"local-{uuid.uuid4().hex}"
-        self.drop_namespace(namespace, version)
+        for namespace, keys in batch.keys.items():
+            if not await self._delete_remote(namespace, keys):
+                self._remember(namespace, keys)
+            # Again: a reader may have refilled L1 from the old L2 entry while we waited.
+            self.drop_local(namespace, keys)
+        for namespace in sorted(batch.namespaces):
+            version = await self._bump_remote(namespace)
+            if version is None:
+                self._pending.namespaces.add(namespace)
+                # Keys of a version nobody else will use: this process stops reading old pages.
+                version = f"local-{uuid.uuid4().hex}"
+            self.drop_namespace(namespace, version)
 
     def drop_local(self, namespace: str, keys: Iterable[str]) -> None:
         l1 = self._l1.get(namespace)
