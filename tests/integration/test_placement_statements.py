@@ -6,16 +6,19 @@ all or nothing."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.domain.clock import SystemClock
+from backend.domain.errors import DependencyUnavailable
 from backend.domain.events import ORDER_CREATED
 from backend.domain.orders import InsufficientStock, OrderStatus, StoredResponse
 from backend.infrastructure.db.engine import create_engine
@@ -24,6 +27,7 @@ from backend.infrastructure.db.uow import SqlUnitOfWork
 from backend.services.orders import Idempotency
 from tests.fakes.services import services
 from tests.helpers.orders import order_of, seed_product, seed_user
+from tests.support import pg_admin_dsn
 
 pytestmark = pytest.mark.postgres
 
@@ -174,3 +178,26 @@ async def test_a_short_line_of_several_reserves_nothing_and_writes_nothing(
     async with engine.connect() as conn:
         for table in (orders, order_lines, outbox_events, idempotency_keys):
             assert (await conn.execute(select(func.count()).select_from(table))).scalar_one() == 0
+
+
+async def test_a_connection_lost_under_a_placement_is_replaced(
+    engine: AsyncEngine, pg_url: str
+) -> None:
+    async with SqlUnitOfWork(engine) as uow:
+        user = await seed_user(uow)
+        product = await seed_product(uow, stock=5)
+        await uow.commit()
+    svc = services(lambda: SqlUnitOfWork(engine), SystemClock())
+    await svc.orders.place(order_of(user.id, (product.id, 1)))
+    async with engine.connect() as conn:  # the pool's only connection
+        backend = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    admin = await asyncpg.connect(pg_admin_dsn(pg_url))
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", backend)
+    finally:
+        await admin.close()
+    # The dead connection answers 503 at most once (or the idle ping replaced it first).
+    with contextlib.suppress(DependencyUnavailable):
+        await svc.orders.place(order_of(user.id, (product.id, 1)), Idempotency("k", render))
+    placed = await svc.orders.place(order_of(user.id, (product.id, 1)), Idempotency("k2", render))
+    assert placed.order is not None

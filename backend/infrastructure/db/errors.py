@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from asyncpg.exceptions import InterfaceError as AsyncpgInterfaceError
+from asyncpg.exceptions import InternalClientError as AsyncpgInternalClientError
 from sqlalchemy import exc as sa_exc
 
 # SQLSTATE class 40, transaction rollback: serialization_failure, deadlock_detected.
@@ -72,5 +73,10 @@ def is_connectivity_error(error: BaseException) -> bool:
     # middle of operation") are its InterfaceError, without SQLSTATE; SQLAlchemy wraps them as
     # InterfaceError. SQLite's "unable to open database file" is an OperationalError.
     if isinstance(driver_error, AsyncpgInterfaceError):
+        return True
+    # Its protocol state confused by what happened to the connection ("cannot switch to state
+    # ...; another operation is in progress"), as after the server ended it mid-transaction:
+    # the connection is invalidated and a new one serves the retry.
+    if isinstance(driver_error, AsyncpgInternalClientError):
         return True
     return isinstance(error, sa_exc.InterfaceError | sa_exc.OperationalError)

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backend.infrastructure.db.driver import driver_connection
+from backend.infrastructure.db.driver import driver
 
 _PARAMETER = re.compile(r"\$(\d+)")
 
@@ -53,5 +53,5 @@ class PendingWrites:
             return
         sql, args = self.statement()
         self.clear()
-        driver = await driver_connection(conn)
-        await driver.execute(sql, *args)
+        async with driver(conn) as raw:
+            await raw.execute(sql, *args)

@@ -17,7 +17,7 @@ from backend.domain.catalog import (
     SortField,
     StockAdjustment,
 )
-from backend.infrastructure.db.driver import driver_connection
+from backend.infrastructure.db.driver import driver
 from backend.infrastructure.db.repositories.base import SqlRepository
 from backend.infrastructure.db.tables.catalog import products, stock_adjustments
 from backend.infrastructure.db.types import from_cents
@@ -159,11 +159,11 @@ class SqlProductRepository(SqlRepository):
             ]
             return await self.get_many(taken)
         ids = sorted(quantities)
-        driver = await driver_connection(self._conn)
-        if len(ids) == 1:
-            rows = await driver.fetch(_RESERVE_ONE, ids[0], quantities[ids[0]], at)
-        else:
-            rows = await driver.fetch(_RESERVE_MANY, ids, [quantities[pid] for pid in ids], at)
+        async with driver(self._conn) as raw:
+            if len(ids) == 1:
+                rows = await raw.fetch(_RESERVE_ONE, ids[0], quantities[ids[0]], at)
+            else:
+                rows = await raw.fetch(_RESERVE_MANY, ids, [quantities[pid] for pid in ids], at)
         return {str(row["id"]): _raw_product(row) for row in rows}
 
     async def adjust_stock(self, product_id: str, delta: int) -> int | None:

@@ -39,7 +39,7 @@ from backend.domain.orders import (
     status_changed_payload,
 )
 from backend.domain.workflow import BatchMove
-from backend.infrastructure.db.driver import driver_connection
+from backend.infrastructure.db.driver import driver
 from backend.infrastructure.db.repositories.base import SqlRepository
 from backend.infrastructure.db.repositories.events import SqlOutboxRepository, current_request_id
 from backend.infrastructure.db.tables.orders import (
@@ -598,11 +598,11 @@ class SqlIdempotencyRepository(SqlRepository):
     ) -> bool:
         """One statement (docs/adr/0019); True when the key is this transaction's now."""
         wait = f"{int(wait_seconds * 1000)}ms"
-        driver = await driver_connection(self._conn)
         try:
-            rows = await driver.fetch(
-                _CLAIM_KEY, user_id, key, request_hash, now, wait, expired_before
-            )
+            async with driver(self._conn) as raw:
+                rows = await raw.fetch(
+                    _CLAIM_KEY, user_id, key, request_hash, now, wait, expired_before
+                )
         except Exception as error:  # asyncpg's own (see driver.py)
             if getattr(error, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                 raise IdempotencyInFlight() from error
