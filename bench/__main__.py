@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -59,11 +60,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def report(result: Result) -> None:
+def report(result: Result, started: float) -> None:
     verdict = {None: "", True: "  ok", False: "  NOT MET"}[result.met]
     target = f" (target {result.target})" if result.target else ""
     value = f"{result.value:,.2f} {result.unit}"
-    print(f"{result.name}: {value}, ratio {result.ratio:.3f}{target}{verdict}")
+    took = f"  [{time.perf_counter() - started:.0f} s]"
+    print(f"{result.name}: {value}, ratio {result.ratio:.3f}{target}{verdict}{took}")
     for key, value in result.details.items():
         print(f"    {key}: {value}")
     sys.stdout.flush()
@@ -107,8 +109,9 @@ def run_http(
         )
         for number, scenario in HTTP.items():
             if number in chosen:
+                started = time.perf_counter()
                 out.append(scenario(http))
-                report(out[-1])
+                report(out[-1], started)
     return out
 
 
@@ -122,6 +125,7 @@ def run_worker(
     for number in WORKER:
         if number not in chosen:
             continue
+        started = time.perf_counter()
         fixtures.delete_redis_keys(stack.redis_url, stack.key_prefix)
         port = free_port()
         broker = worker_scenarios.Broker(stack)
@@ -131,7 +135,7 @@ def run_worker(
                     out.append(worker_scenarios.outbox_dispatch(stack, broker, port, work))
                 else:
                     out.append(worker_scenarios.progression(stack, broker, work))
-                report(out[-1])
+                report(out[-1], started)
         finally:
             broker.close()
     return out
@@ -145,6 +149,7 @@ def main() -> int:
     # stopped, the database dropped and the Redis keys deleted on the way out.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("make bench: stopped"))
+    begun = time.perf_counter()
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
     timing, work = plan(quick)
     wrk = Wrk(ensure_wrk(), choose_cores())
@@ -179,6 +184,7 @@ def main() -> int:
     if mode == "full":
         readme.update(out, latest)
     print(f"\nwritten: {latest} and history.csv" + (", README" if mode == "full" else ""))
+    print(f"make bench took {time.perf_counter() - begun:.0f} s")
     return 0
 
 
