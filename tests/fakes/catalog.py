@@ -6,7 +6,7 @@ import copy
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from backend.domain.catalog import (
     MAX_STOCK,
@@ -18,6 +18,25 @@ from backend.domain.catalog import (
 )
 
 T = TypeVar("T")
+
+
+class _Adjusting(Protocol):
+    rows: dict[str, Product]
+
+    async def adjust_stock(self, product_id: str, delta: int) -> int | None: ...
+
+
+async def reserve_by_adjusting(
+    repo: _Adjusting, quantities: Mapping[str, int]
+) -> dict[str, Product]:
+    """`ProductRepository.reserve` on a fake: each line's stock adjusted in id order; the
+    products that had enough, as they are now."""
+    taken = [
+        pid
+        for pid in sorted(quantities)
+        if await repo.adjust_stock(pid, -quantities[pid]) is not None
+    ]
+    return {pid: replace(repo.rows[pid]) for pid in taken}
 
 
 class FakeProductRepository:
@@ -54,12 +73,7 @@ class FakeProductRepository:
         pass  # one in-memory writer: nothing to order
 
     async def reserve(self, quantities: Mapping[str, int], at: datetime) -> dict[str, Product]:
-        taken = [
-            pid
-            for pid in sorted(quantities)
-            if await self.adjust_stock(pid, -quantities[pid]) is not None
-        ]
-        return {pid: replace(self.rows[pid]) for pid in taken}
+        return await reserve_by_adjusting(self, quantities)
 
     async def adjust_stock(self, product_id: str, delta: int) -> int | None:
         product = self.rows.get(product_id)

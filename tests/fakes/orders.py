@@ -29,6 +29,7 @@ from backend.domain.orders import (
 )
 from backend.domain.users import Role, User
 from backend.domain.workflow import BatchMove
+from tests.fakes.catalog import reserve_by_adjusting
 from tests.fakes.clock import SteppingClock
 from tests.fakes.events import FakeOutbox
 
@@ -106,12 +107,7 @@ class FakeStockProducts(_Transactional):
         self.lock_calls.append((sorted(set(product_ids)), len(self.adjust_calls)))
 
     async def reserve(self, quantities: Mapping[str, int], at: datetime) -> dict[str, Product]:
-        taken = [
-            pid
-            for pid in sorted(quantities)
-            if await self.adjust_stock(pid, -quantities[pid]) is not None
-        ]
-        return {pid: replace(self.rows[pid]) for pid in taken}
+        return await reserve_by_adjusting(self, quantities)
 
     async def adjust_stock(self, product_id: str, delta: int) -> int | None:
         self.adjust_calls.append((product_id, delta))

@@ -14,10 +14,9 @@ were ordered (docs/adr/0011).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 from starlette.exceptions import HTTPException
@@ -37,15 +36,6 @@ from backend.core.logging import access_logger, get_logger
 log = get_logger("orderflow.access")
 
 CorsFactory = Callable[[ASGIApp], ASGIApp]
-
-
-# A path parameter in the one form a fast route accepts (others go to the app's route).
-CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def container_in(scope: Scope) -> Any:
-    """The app's container (built in the lifespan), or None before it exists."""
-    return getattr(getattr(scope.get("app"), "state", None), "container", None)
 
 
 class FastRoute(Protocol):

@@ -8,12 +8,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 from fastapi.security.utils import get_authorization_scheme_param
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 
 from backend.api.deps import AdminUser, ContainerDep, CurrentUser, user_of_token
-from backend.api.errors import domain_error_response
 from backend.api.etags import IfMatch, IfNoneMatch, etag, if_match_versions, none_match
-from backend.api.middleware.edge import CANONICAL_UUID, container_in
+from backend.api.fast_reads import Headers, Serialise, VersionedRead
 from backend.api.openapi import problems
 from backend.api.v1.pagination import DEFAULT_LIMIT, Limit, Offset
 from backend.api.v1.schemas.orders import (
@@ -28,7 +27,6 @@ from backend.api.v1.schemas.orders import (
     ValidationStartedOut,
 )
 from backend.core.metrics import INSUFFICIENT_STOCK
-from backend.domain.errors import DomainError
 from backend.domain.orders import (
     InsufficientStock,
     LineRequest,
@@ -120,57 +118,29 @@ async def place_order(
 
 
 # --------------------------------------------------------------------------- reads
-class OwnOrderRead:
+class OwnOrderRead(VersionedRead):
     """`GET /orders/{order_id}` with a bearer token, answered by the HTTP edge before FastAPI
     (docs/adr/0019): the same user check, visibility, body, ETag, 304 and problems as
     `get_order` below, without routing, dependency resolution and response validation. It
-    declines (and `get_order` answers) anything else: no `Authorization: Bearer <token>`, an
-    id not in the canonical form, another method."""
+    declines (and `get_order` answers) a request without `Authorization: Bearer <token>`."""
 
     def __init__(self, api_prefix: str) -> None:
-        self.prefix = f"{api_prefix}/orders/"
-        self.template = f"{self.prefix}{{order_id}}"
+        super().__init__(f"{api_prefix}/orders/", "order_id")
 
-    def matches(self, scope: Scope) -> bool:
-        path: str = scope["path"]
-        return (
-            scope["method"] == "GET"
-            and path.startswith(self.prefix)
-            and CANONICAL_UUID.fullmatch(path, len(self.prefix)) is not None
-        )
+    @staticmethod
+    def _token(headers: Headers) -> str | None:
+        scheme, token = get_authorization_scheme_param(headers.get(b"authorization"))
+        return token if scheme.lower() == "bearer" and token else None
 
-    async def answer(self, scope: Scope, receive: Receive, send: Send) -> bool:
-        authorization: str | None = None
-        if_none_match: str | None = None
-        for name, value in scope["headers"]:
-            if name == b"authorization" and authorization is None:
-                authorization = value.decode("latin-1")
-            elif name == b"if-none-match" and if_none_match is None:
-                if_none_match = value.decode("latin-1")
-        scheme, token = get_authorization_scheme_param(authorization)
-        container = container_in(scope)
-        if scheme.lower() != "bearer" or not token or container is None:
-            return False
-        try:
-            user = await user_of_token(container, scope, token)
-            order = await container.orders.get(scope["path"][len(self.prefix) :], user)
-            not_modified = none_match(if_none_match, order.version)
-        except DomainError as error:
-            await domain_error_response(scope, error)(scope, receive, send)
-            return True
-        headers = [(b"etag", etag(order.version).encode())]
-        body = b""
-        if not_modified:
-            status_code = status.HTTP_304_NOT_MODIFIED
-        else:
-            status_code, body = status.HTTP_200_OK, OrderOut.of(order).model_dump_json().encode()
-            headers = [(b"content-length", b"%d" % len(body)), (b"content-type", JSON), *headers]
-        await send({"type": "http.response.start", "status": status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        return True
+    def accepts(self, headers: Headers) -> bool:
+        return self._token(headers) is not None
 
-
-JSON = b"application/json"
+    async def read(
+        self, container: Any, scope: Scope, resource_id: str, headers: Headers
+    ) -> tuple[int, Serialise]:
+        user = await user_of_token(container, scope, self._token(headers) or "")
+        order = await container.orders.get(resource_id, user)
+        return order.version, lambda: OrderOut.of(order).model_dump_json().encode()
 
 
 @router.get(

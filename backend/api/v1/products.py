@@ -11,12 +11,11 @@ from typing import Annotated, Any, Literal
 
 from cachetools import LRUCache
 from fastapi import APIRouter, Query, Request, Response, status
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 
 from backend.api.deps import AdminUser, ContainerDep, OptionalUser, container_of
-from backend.api.errors import domain_error_response
 from backend.api.etags import IF_NONE_MATCH_DOC, IfMatch, etag, if_match_versions, none_match
-from backend.api.middleware.edge import CANONICAL_UUID, container_in
+from backend.api.fast_reads import Headers, Serialise, VersionedRead
 from backend.api.openapi import problems
 from backend.api.v1.pagination import DEFAULT_LIMIT, Limit, Offset
 from backend.api.v1.schemas.common import NUL_FREE
@@ -29,7 +28,7 @@ from backend.api.v1.schemas.products import (
     StockAdjustmentIn,
 )
 from backend.domain.catalog import Product, ProductQuery, SortField
-from backend.domain.errors import DomainError, NotAuthenticated, PermissionDenied
+from backend.domain.errors import NotAuthenticated, PermissionDenied
 from backend.domain.users import User
 
 router = APIRouter(prefix="/products", tags=["products"])
@@ -69,56 +68,27 @@ def product_response(
     )
 
 
-class CachedProductRead:
+class CachedProductRead(VersionedRead):
     """`GET /products/{product_id}` for a caller without a token, answered by the HTTP edge
     before FastAPI (docs/adr/0019): the same product, body, ETag, 304 and problems as
     `get_product` below, without routing, dependency resolution and the response machinery,
-    which cost more than the cached read itself. It declines (and `get_product` answers)
-    anything else: a request with an `Authorization` header (an admin may see an inactive
-    product; a bad token is a 401), an id not in the canonical form, another method."""
+    which cost more than the cached read itself. It declines (and `get_product` answers) a
+    request with an `Authorization` header: an admin may see an inactive product, a bad
+    token is a 401."""
+
+    extra_headers = ((b"cache-control", REVALIDATE.encode()),)
 
     def __init__(self, api_prefix: str) -> None:
-        self.prefix = f"{api_prefix}/products/"
-        self.template = f"{self.prefix}{{product_id}}"
+        super().__init__(f"{api_prefix}/products/", "product_id")
 
-    def matches(self, scope: Scope) -> bool:
-        path: str = scope["path"]
-        return (
-            scope["method"] == "GET"
-            and path.startswith(self.prefix)
-            and CANONICAL_UUID.fullmatch(path, len(self.prefix)) is not None
-        )
+    def accepts(self, headers: Headers) -> bool:
+        return b"authorization" not in headers
 
-    async def answer(self, scope: Scope, receive: Receive, send: Send) -> bool:
-        if_none_match: str | None = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                return False
-            if name == b"if-none-match" and if_none_match is None:
-                if_none_match = value.decode("latin-1")
-        container = container_in(scope)
-        if container is None:
-            return False
-        try:
-            product = await container.catalog.get(scope["path"][len(self.prefix) :])
-            not_modified = none_match(if_none_match, product.version)
-        except DomainError as error:
-            await domain_error_response(scope, error)(scope, receive, send)
-            return True
-        headers = [(b"etag", etag(product.version).encode()), (b"cache-control", _REVALIDATE)]
-        body = b""
-        if not_modified:
-            status_code = status.HTTP_304_NOT_MODIFIED
-        else:
-            status_code, body = status.HTTP_200_OK, product_body(product)
-            headers += [(b"content-length", b"%d" % len(body)), (b"content-type", _JSON)]
-        await send({"type": "http.response.start", "status": status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        return True
-
-
-_REVALIDATE = REVALIDATE.encode()
-_JSON = JSON.encode()
+    async def read(
+        self, container: Any, scope: Scope, resource_id: str, headers: Headers
+    ) -> tuple[int, Serialise]:
+        product = await container.catalog.get(resource_id)
+        return product.version, lambda: product_body(product)
 
 
 def _is_admin(user: User | None) -> bool:
