@@ -9,6 +9,7 @@ from functools import partial
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend import __version__
 from backend.api.console import install_console
@@ -26,6 +27,28 @@ from backend.core.logging import configure_logging, get_logger
 
 API_PREFIX = "/api/v1"
 log = get_logger(__name__)
+
+
+class OrderflowApp(FastAPI):
+    """FastAPI with the HTTP edge in front of its whole stack (docs/adr/0019).
+
+    Every HTTP request meets the edge first: the reads the edge answers itself skip FastAPI's
+    own layers too (its telemetry check, error and body-limit middlewares), and every other
+    request reaches them through `framework`. Lifespan and other scopes go straight to FastAPI.
+    """
+
+    edge: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.edge is not None:
+            scope["app"] = self  # the edge finds the container through it
+            await self.edge(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app behind the edge: FastAPI with its middleware stack and routes."""
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("api_stopped")
 
     docs = not settings.is_production
-    app = FastAPI(
+    app = OrderflowApp(
         title="Orderflow",
         version=__version__,
         description="Order management: catalogue, atomic stock reservation, an order workflow.",
@@ -98,11 +121,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "Retry-After",
             ],
         )
-    # One layer around every request: request id, body limit, rate limiting (its 429s are
+    # One layer in front of every request: request id, body limit, rate limiting (its 429s are
     # counted, and get the CORS, security and request-id headers: ADR 0011), metrics,
     # security headers, the access line (docs/adr/0019).
-    app.add_middleware(
-        HttpEdgeMiddleware,
+    app.edge = HttpEdgeMiddleware(
+        app.framework,
         problem_type_base=settings.problem_type_base,
         max_body_bytes=settings.max_body_bytes,
         hsts=settings.is_production,

@@ -136,7 +136,24 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
 
 
+def internal_error_response(scope: Scope) -> Response:
+    """The answer to a crash: a 500 problem that names no internals (the log has them)."""
+    return problem_response(
+        scope,
+        500,
+        slug="internal-error",
+        detail="An unexpected error occurred; quote the request id when reporting it.",
+    )
+
+
+async def handle_unexpected_error(request: Request, error: Exception) -> Response:
+    """FastAPI's outermost layer answers a crash with this, then re-raises the error to the
+    HTTP edge, which logs it (docs/adr/0019)."""
+    return internal_error_response(request.scope)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, handle_unexpected_error)
     app.add_exception_handler(DomainError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)

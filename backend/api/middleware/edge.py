@@ -22,6 +22,7 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.api.errors import internal_error_response
 from backend.api.middleware.http_metrics import HttpMetrics, RouteTemplates
 from backend.api.middleware.ratelimit import RateLimitGate
 from backend.api.middleware.request_context import (
@@ -55,11 +56,12 @@ class _Exchange:
     """What the layers learn about one request as it goes (one small object, no closures
     over several variables)."""
 
-    __slots__ = ("extra_headers", "handler", "started", "status")
+    __slots__ = ("extra_headers", "finished", "handler", "started", "status")
 
     def __init__(self) -> None:
         self.status = 500  # what the client gets if the app raises before answering
         self.started = False
+        self.finished = False  # the whole response was sent
         self.extra_headers: list[tuple[bytes, bytes]] = []  # the rate-limit fields
         self.handler: str | None = None  # a fast route's template
 
@@ -184,6 +186,8 @@ class HttpEdgeMiddleware:
                 self.security.add_cache_control(headers)
                 headers.append(id_header)
                 message["headers"] = headers
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                exchange.finished = True
             await send(message)
 
         try:
@@ -199,14 +203,11 @@ class HttpEdgeMiddleware:
                     await self.inner(scope, counted, send_edge)
         except Exception:
             log.exception("unhandled_error", method=scope["method"], path=scope["path"])
+            if exchange.finished:
+                return  # the app's outermost layer answered it (`handle_unexpected_error`)
             if exchange.started:
-                raise
-            await problem_response(
-                scope,
-                500,
-                slug="internal-error",
-                detail="An unexpected error occurred; quote the request id when reporting it.",
-            )(scope, receive, send_edge)
+                raise  # a response cut short: the server closes the connection
+            await internal_error_response(scope)(scope, receive, send_edge)
         finally:
             access_logger().info(
                 "request",
