@@ -94,6 +94,26 @@ async def test_an_order_round_trips_with_exact_decimals_and_utc_times(engine: As
     assert (await stock_of(engine, p1.id), await stock_of(engine, p2.id)) == (7, 3)
 
 
+async def test_the_one_order_read_matches_the_general_one(engine: AsyncEngine) -> None:
+    # On PostgreSQL `get` is sent past SQLAlchemy (its own SQL and conversions); `get_many`
+    # goes through the tables' types: both must give the same order, field for field.
+    user, (p1, p2) = await seed(engine, 10, 10, price="0.10")
+    command = order_of(user.id, (p1.id, 2), (p2.id, 1), shipping_address="1 Main St", note="ring")
+    with_everything = (await services(lambda: uow_of(engine), CLOCK).orders.place(command)).order
+    bare = await place(engine, user.id, (p2.id, 3))
+    admin = replace(user, role=Role.ADMIN)
+    rejected = await services(lambda: uow_of(engine), CLOCK).workflow.reject(
+        bare.id, admin, reason="out of stock"
+    )
+    async with uow_of(engine).read_only() as uow:
+        one = [await uow.orders.get(o.id) for o in (with_everything, rejected)]
+        general = await uow.orders.get_many([with_everything.id, rejected.id])
+        missing = await uow.orders.get("00000000-0000-4000-8000-000000000000")
+    assert one == [general[with_everything.id], general[rejected.id]]
+    assert one == [with_everything, rejected]
+    assert missing is None
+
+
 async def test_a_price_change_after_ordering_leaves_the_order_alone(engine: AsyncEngine) -> None:
     user, (product,) = await seed(engine, 5, price="12.34")
     placed = await place(engine, user.id, (product.id, 3))

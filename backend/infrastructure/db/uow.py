@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cached_property
 from types import TracebackType
 from typing import Self
 
@@ -96,21 +97,57 @@ class SqlUnitOfWork:
             if is_connectivity_error(error):
                 raise DependencyUnavailable("database") from error
             raise
-        conn = self._conn
-        self.users = SqlUserRepository(conn)
-        self.refresh_tokens = SqlRefreshTokenRepository(conn)
-        self.products = SqlProductRepository(conn)
-        writes = self._writes
-        self.orders = SqlOrderRepository(conn, writes)
-        self.idempotency = SqlIdempotencyRepository(conn, writes)
-        self.outbox = SqlOutboxRepository(conn, writes)
-        self.processed_events = SqlProcessedEvents(conn)
-        self.notifications = SqlNotificationRepository(conn)
-        self.email_sends = SqlEmailSendRepository(conn)
-        self.stream_tickets = SqlStreamTicketRepository(conn)
-        self.webhook_endpoints = SqlWebhookEndpointRepository(conn, self._cipher)
-        self.webhook_deliveries = SqlWebhookDeliveryRepository(conn)
         return self
+
+    # The repositories on this unit's connection, each built when first used (a request
+    # uses one or two of them) and forgotten when the unit ends.
+    @cached_property
+    def users(self) -> SqlUserRepository:
+        return SqlUserRepository(self.connection)
+
+    @cached_property
+    def refresh_tokens(self) -> SqlRefreshTokenRepository:
+        return SqlRefreshTokenRepository(self.connection)
+
+    @cached_property
+    def products(self) -> SqlProductRepository:
+        return SqlProductRepository(self.connection)
+
+    @cached_property
+    def orders(self) -> SqlOrderRepository:
+        return SqlOrderRepository(self.connection, self._writes)
+
+    @cached_property
+    def idempotency(self) -> SqlIdempotencyRepository:
+        return SqlIdempotencyRepository(self.connection, self._writes)
+
+    @cached_property
+    def outbox(self) -> SqlOutboxRepository:
+        return SqlOutboxRepository(self.connection, self._writes)
+
+    @cached_property
+    def processed_events(self) -> SqlProcessedEvents:
+        return SqlProcessedEvents(self.connection)
+
+    @cached_property
+    def notifications(self) -> SqlNotificationRepository:
+        return SqlNotificationRepository(self.connection)
+
+    @cached_property
+    def email_sends(self) -> SqlEmailSendRepository:
+        return SqlEmailSendRepository(self.connection)
+
+    @cached_property
+    def stream_tickets(self) -> SqlStreamTicketRepository:
+        return SqlStreamTicketRepository(self.connection)
+
+    @cached_property
+    def webhook_endpoints(self) -> SqlWebhookEndpointRepository:
+        return SqlWebhookEndpointRepository(self.connection, self._cipher)
+
+    @cached_property
+    def webhook_deliveries(self) -> SqlWebhookDeliveryRepository:
+        return SqlWebhookDeliveryRepository(self.connection)
 
     @asynccontextmanager
     async def together(self) -> AsyncIterator[None]:
@@ -156,6 +193,8 @@ class SqlUnitOfWork:
     ) -> None:
         conn, self._conn = self._conn, None
         self._on_commit.clear()  # not committed: dropped with the transaction
+        for name in REPOSITORIES.intersection(self.__dict__):
+            del self.__dict__[name]  # bound to the connection that is going back now
         if conn is not None:
             try:
                 if conn.in_transaction():
@@ -176,3 +215,8 @@ class SqlUnitOfWork:
             ) from exc
         if is_connectivity_error(exc):
             raise DependencyUnavailable("database") from exc
+
+
+REPOSITORIES = frozenset(
+    name for name, value in vars(SqlUnitOfWork).items() if isinstance(value, cached_property)
+)
