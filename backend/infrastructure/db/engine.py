@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 # The longest a statement may run (asyncpg's command_timeout). A request waits for a pooled
 # connection at most as long by default: a queue for the pool is a queue for the database.
 STATEMENT_TIMEOUT = 30.0
 # A connection that sat in the pool longer than this is pinged before use (see below).
 PING_AFTER_IDLE = 1.0
+# Connections above pool_size (the overflow) are closed once the pool has not had more than
+# pool_size out at once for this long; until then they are kept (see below).
+OVERFLOW_IDLE = 30.0
+# record.info key: the checkin listener's word to the pool that this connection goes.
+_SHED = "orderflow.shed"
 
 
 def create_engine(
@@ -26,6 +33,7 @@ def create_engine(
     pool_timeout: float = STATEMENT_TIMEOUT,
     connect_timeout: float = 5.0,
     ping_after_idle: float = PING_AFTER_IDLE,
+    overflow_idle: float = OVERFLOW_IDLE,
     echo: bool = False,
 ) -> AsyncEngine:
     parsed = make_url(url)
@@ -40,8 +48,11 @@ def create_engine(
         }
     engine = create_async_engine(
         url,
-        pool_size=pool_size,
-        max_overflow=max_overflow,
+        # Room for every connection the pool may open, so none is closed on return; those
+        # above pool_size are shed once not needed for a while (_shed_overflow_after_idle).
+        poolclass=_SheddingPool,
+        pool_size=pool_size + max_overflow,
+        max_overflow=0,
         pool_timeout=pool_timeout,
         # Most recently used first: under light load the same few connections stay warm
         # (no ping) and the rest go idle, instead of every connection going just stale enough.
@@ -51,6 +62,7 @@ def create_engine(
         echo=echo,
     )
     _ping_only_after_idle(engine, ping_after_idle)
+    _shed_overflow_after_idle(engine, pool_size, overflow_idle)
     return engine
 
 
@@ -80,6 +92,61 @@ def _ping_only_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
             dialect.do_ping(dbapi_connection)
         except Exception as error:
             raise DisconnectionError("an idle pooled connection did not answer") from error
+
+
+class _SheddingPool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's asyncio queue pool, but a returned connection the checkin listener marked
+    is closed and its slot freed instead of going back to the queue.
+
+    This overrides a private method of QueuePool (`_do_return_conn`, SQLAlchemy 2.1) and does
+    what QueuePool itself does there with an overflow connection that finds the queue full
+    (`record.close()`, `_dec_overflow()`). No public hook can drop a returned connection: a
+    `checkin` listener may invalidate it, but the record still goes back on top of the LIFO
+    queue and the next checkout reconnects it; closing an idle connection in the queue
+    instead races with a checkout while the close awaits. `test_engine_pool.py` covers it.
+    """
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        if not record.info.pop(_SHED, False):
+            super()._do_return_conn(record)
+            return
+        try:
+            record.close()
+        finally:
+            self._dec_overflow()
+
+
+def _shed_overflow_after_idle(engine: AsyncEngine, pool_size: int, grace: float) -> None:
+    """Keep overflow connections while bursts recur; give them back once the load has dropped.
+
+    Requests come in waves: under 32 concurrent clients of `GET /orders/{id}` more than
+    `pool_size` connections were busy, then more than `pool_size` idle at once when a wave
+    ended. A plain QueuePool closes every overflow connection the moment it comes back to a
+    full pool, so each wave reconnected `max_overflow` of them (TLS included) and closed them
+    again: about 10 % of the API's CPU in asyncpg's `connect` and `Connection.close`, and as
+    many backends forked by PostgreSQL (docs/adr/0019-round-trips-per-request.md).
+
+    So the pool has room for `pool_size + max_overflow` (the limit and `pool_timeout` are
+    QueuePool's, as before) and keeps every returned connection, except that once the pool
+    has not had more than `pool_size` out at once for `grace` seconds, each connection
+    returned while more than `pool_size` exist is closed. The period of need ends at a
+    return (a checkout can only start one), so the returns alone tell when it ended. Nothing
+    is closed without traffic: the first returns after a quiet period shed the extras.
+    """
+
+    needed_at = -math.inf  # when the pool last had more than pool_size out at once
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _shed_if_not_needed(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        nonlocal needed_at
+        pool = cast(_SheddingPool, engine.sync_engine.pool)  # dispose() replaces the pool
+        # The connection being returned is not back in the queue yet: checkedout() counts it.
+        out, kept = pool.checkedout(), pool.checkedin()
+        now = time.monotonic()
+        if out > pool_size:
+            needed_at = now
+        elif out + kept > pool_size and now - needed_at >= grace:
+            record.info[_SHED] = True
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
