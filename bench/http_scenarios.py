@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import statistics
 import threading
 import time
@@ -164,7 +165,21 @@ SETTLE = 5.0
 
 def health_latencies(base_url: str, seconds: float) -> list[float]:
     """/health requests on a fixed schedule, each timed from when it was due: a blocked loop's
-    wait counts (no coordinated omission)."""
+    wait counts (no coordinated omission).
+
+    The sampling client's own garbage collector is held off while it samples: a full
+    collection of this process's heap (the fixtures, every scenario's results) takes 50-100
+    ms, which landed in the idle or the busy samples at random and swung the ratio from 0.8
+    to 26 between runs of the same code."""
+    gc.collect()
+    gc.disable()
+    try:
+        return _sample_health(base_url, seconds)
+    finally:
+        gc.enable()
+
+
+def _sample_health(base_url: str, seconds: float) -> list[float]:
     latencies = []
     with httpx.Client(base_url=base_url, timeout=30) as client:
         start = time.perf_counter()
