@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.domain.clock import SystemClock
@@ -316,6 +316,25 @@ async def test_claim_ids_picks_due_orders_oldest_first(engine: AsyncEngine) -> N
             big.id,
         ]
         assert await uow.orders.claim_ids(OrderStatus.VALIDATED, limit=10) == []
+
+
+async def test_a_claim_names_its_status_in_the_sql(engine: AsyncEngine) -> None:
+    # A status sent as a parameter of the cached prepared statement lets PostgreSQL settle on
+    # a generic plan that walks the created_at index past every order already moved.
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with uow_of(engine) as uow:
+            await uow.orders.claim_ids(OrderStatus.APPROVED, limit=5)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    (statement, parameters), *_ = [(st, p) for st, p in sent if "FROM orders" in st]
+    assert "orders.status = 'approved'" in statement
+    assert "approved" not in repr(parameters)
 
 
 @pytest.mark.postgres

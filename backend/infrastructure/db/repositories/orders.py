@@ -18,6 +18,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     select,
     text,
     tuple_,
@@ -581,7 +582,11 @@ class SqlOrderRepository(SqlRepository):
         updated_before: datetime | None = None,
         max_total: Decimal | None = None,
     ) -> list[str]:
-        conditions = [orders.c.status == status.value]
+        # The status is written into the SQL, as in MOVE_BATCH above: as a parameter of the
+        # driver's prepared statement, PostgreSQL switches to a generic plan after five runs
+        # and reads the created_at index past every order already moved (0.7 ms -> 28 ms
+        # per claim with 2,000 pending among 300,000 orders, and growing with the table).
+        conditions = [orders.c.status == literal(status.value, literal_execute=True)]
         conditions += _claim_conditions(ClaimFilter(created_before, updated_before, max_total))
         statement = (
             select(orders.c.id)
