@@ -37,7 +37,7 @@ from backend.domain.users import LoginAttempts
 from backend.domain.webhooks import RetryPolicy
 from backend.infrastructure import health, pubsub
 from backend.infrastructure.cache import TieredCache, build_cache
-from backend.infrastructure.db.engine import create_engine
+from backend.infrastructure.db.engine import FairCheckout, create_engine
 from backend.infrastructure.db.uow import SqlUnitOfWork
 from backend.infrastructure.email import JinjaEmailRenderer, SmtpConfig, build_sender
 from backend.infrastructure.messaging.celery import (
@@ -149,7 +149,16 @@ class Container:
 
     def uow(self) -> SqlUnitOfWork:
         """The unit-of-work factory every service holds (ADR 0014)."""
-        return SqlUnitOfWork(self.engine, self.webhook_cipher)
+        return SqlUnitOfWork(self.engine, self.webhook_cipher, self.checkout_gate)
+
+    @cached_property
+    def checkout_gate(self) -> FairCheckout | None:
+        """PostgreSQL's pooled connections handed out in arrival order (docs/adr/0019);
+        SQLite's units queue at BEGIN IMMEDIATE instead."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        pool = self.settings.db_pool_size + self.settings.db_max_overflow
+        return FairCheckout(pool, self.settings.db_pool_timeout)
 
     # --- catalogue --------------------------------------------------------------------
     @cached_property

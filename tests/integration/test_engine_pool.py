@@ -17,8 +17,10 @@ from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backend.infrastructure.db.engine import STATEMENT_TIMEOUT, create_engine
+from backend.domain.errors import DependencyUnavailable
+from backend.infrastructure.db.engine import STATEMENT_TIMEOUT, FairCheckout, create_engine
 from backend.infrastructure.db.errors import is_connectivity_error
+from backend.infrastructure.db.uow import SqlUnitOfWork
 from tests.support import pg_admin_dsn
 
 IDLE = 0.2
@@ -227,3 +229,39 @@ async def test_the_pool_never_holds_more_than_pool_size_plus_overflow(
         await wave(engine, POOL)
         assert len(backends.open) == POOL
     assert backends.most == LIMIT
+
+
+async def test_units_of_work_get_connections_in_arrival_order(pg_url: str) -> None:
+    """Behind the gate the pool never makes anyone wait: with the pool full, the units that
+    queue get their connection in the order they came, a newcomer included, and a unit that
+    waits too long is told the database is unavailable (a 503)."""
+    engine = create_engine(pg_url, pool_size=2, max_overflow=0, pool_timeout=30)
+    gate = FairCheckout(capacity=2, timeout=5)
+    order: list[str] = []
+    try:
+        holders = [SqlUnitOfWork(engine, gate=gate) for _ in range(2)]
+        for unit in holders:
+            await unit.__aenter__()
+
+        async def read(name: str) -> None:
+            async with SqlUnitOfWork(engine, gate=gate).read_only() as unit:
+                order.append(name)
+                await unit.connection.execute(text("SELECT 1"))
+
+        waiters = [asyncio.create_task(read(f"w{i}")) for i in range(6)]
+        await asyncio.sleep(0.05)
+        assert order == []  # both connections are held
+        for unit in holders:
+            await unit.__aexit__(None, None, None)
+        newcomer = asyncio.create_task(read("newcomer"))
+        await asyncio.gather(*waiters, newcomer)
+        assert order == [*(f"w{i}" for i in range(6)), "newcomer"]
+        assert engine.sync_engine.pool.checkedout() == 0  # every turn ended with its connection
+
+        impatient = FairCheckout(capacity=1, timeout=WAIT)
+        async with SqlUnitOfWork(engine, gate=impatient):
+            with pytest.raises(DependencyUnavailable):
+                async with SqlUnitOfWork(engine, gate=impatient):
+                    pass
+    finally:
+        await engine.dispose()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+import weakref
 from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
@@ -147,6 +150,41 @@ def _shed_overflow_after_idle(engine: AsyncEngine, pool_size: int, grace: float)
             needed_at = now
         elif out + kept > pool_size and now - needed_at >= grace:
             record.info[_SHED] = True
+
+
+class FairCheckout:
+    """First come, first served for the pool's connections (docs/adr/0019).
+
+    SQLAlchemy's asyncio pool queue lets a request that just arrived take a connection handed
+    back while others wait for one (it tries `get_nowait` first, and a woken waiter that finds
+    the queue empty again queues at the back): under overload a few requests wait many times
+    longer than the rest. A unit of work takes this gate, an asyncio.Semaphore of the pool's
+    size (FIFO: a release goes to the longest waiter), before it checks a connection out and
+    gives it back after the connection has returned to the pool; the pool then never makes
+    anyone wait, and the wait, bounded by `timeout` as the pool's was, is in arrival order.
+    One semaphore per event loop (a worker process may run more than one)."""
+
+    def __init__(self, capacity: int, timeout: float) -> None:
+        self.capacity = capacity
+        self.timeout = timeout
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._semaphores = weakref.WeakKeyDictionary()
+
+    async def enter(self) -> asyncio.Semaphore:
+        """Wait for a turn; the semaphore to `release()` when done. PoolTimeout (the pool's
+        own error: a 503) when none came within `timeout`."""
+        loop = asyncio.get_running_loop()
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            semaphore = self._semaphores[loop] = asyncio.Semaphore(self.capacity)
+        try:
+            async with asyncio.timeout(self.timeout):
+                await semaphore.acquire()
+        except TimeoutError:
+            raise PoolTimeout(
+                f"no database connection free within {self.timeout:g} s ({self.capacity} in use)"
+            ) from None
+        return semaphore
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:

@@ -15,6 +15,7 @@ from backend.core.logging import get_logger
 from backend.domain.errors import DependencyUnavailable, TransactionAborted
 from backend.domain.ports import OnCommit
 from backend.domain.webhooks import SecretCipher
+from backend.infrastructure.db.engine import FairCheckout
 from backend.infrastructure.db.errors import is_connectivity_error, is_transaction_conflict
 from backend.infrastructure.db.repositories.catalog import SqlProductRepository
 from backend.infrastructure.db.repositories.email import SqlEmailSendRepository
@@ -63,8 +64,15 @@ NO_CIPHER = _NoCipher()
 
 
 class SqlUnitOfWork:
-    def __init__(self, engine: AsyncEngine, cipher: SecretCipher | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        cipher: SecretCipher | None = None,
+        gate: FairCheckout | None = None,
+    ) -> None:
         self._engine = engine
+        self._gate = gate
+        self._turn: asyncio.Semaphore | None = None  # the gate's, held while connected
         self._cipher = cipher or NO_CIPHER
         self._conn: AsyncConnection | None = None
         self._on_commit: list[OnCommit] = []
@@ -86,6 +94,8 @@ class SqlUnitOfWork:
 
     async def __aenter__(self) -> Self:
         try:
+            if self._gate is not None:
+                self._turn = await self._gate.enter()
             self._conn = await self._engine.connect()
             if self._reads_only and self._engine.dialect.name == "postgresql":
                 await self._conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -94,8 +104,12 @@ class SqlUnitOfWork:
         except Exception as error:
             if self._conn is not None:
                 await self._conn.close()
+            self._leave_gate()
             if is_connectivity_error(error):
                 raise DependencyUnavailable("database") from error
+            raise
+        except BaseException:  # cancelled while waiting for the database: give the turn back
+            self._leave_gate()
             raise
         return self
 
@@ -148,6 +162,11 @@ class SqlUnitOfWork:
     @cached_property
     def webhook_deliveries(self) -> SqlWebhookDeliveryRepository:
         return SqlWebhookDeliveryRepository(self.connection)
+
+    def _leave_gate(self) -> None:
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.release()
 
     @asynccontextmanager
     async def together(self) -> AsyncIterator[None]:
@@ -206,6 +225,8 @@ class SqlUnitOfWork:
                     await conn.close()
                 except Exception:
                     log.debug("close_failed", exc_info=True)
+                finally:
+                    self._leave_gate()
         if exc is None or isinstance(exc, DependencyUnavailable | TransactionAborted):
             return
         if is_transaction_conflict(exc):
