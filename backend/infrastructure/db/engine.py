@@ -177,6 +177,9 @@ class FairCheckout:
         semaphore = self._semaphores.get(loop)
         if semaphore is None:
             semaphore = self._semaphores[loop] = asyncio.Semaphore(self.capacity)
+        if not semaphore.locked():  # a turn is free and nobody waits: no timer needed
+            await semaphore.acquire()
+            return semaphore
         try:
             async with asyncio.timeout(self.timeout):
                 await semaphore.acquire()
