@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -68,12 +69,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             name="outbox-backlog-gauges",
             returns_when_stopping=True,
         )
+        # What start-up built lives as long as the process: the garbage collector need not
+        # walk it again. Under load every full collection did (110-120 ms, about once a
+        # second at 256 connections), a pause for every request in flight (docs/adr/0019).
+        gc.collect()
+        gc.freeze()
         log.info(
             "api_started", environment=settings.environment, database=container.engine.dialect.name
         )
         try:
             yield
         finally:
+            gc.unfreeze()  # a process that builds another app (tests) can collect this one
             await container.aclose()
             log.info("api_stopped")
 
