@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.harness import (
     ADMIN_EMAIL,
@@ -171,7 +172,7 @@ def test_customer_registers_orders_and_watches_it_complete(
     heading.wait_for()
     page.locator('h1 [data-status="completed"]').wait_for(timeout=WORKFLOW_SECONDS)
     timeline = page.get_by_role("list", name="History").locator("li")
-    assert timeline.count() == 5
+    expect(timeline).to_have_count(5)
     steps = [s.strip() for s in timeline.locator(".status").all_inner_texts()]
     assert steps == ["pending", "validated", "approved", "processing", "completed"]
     assert still_same_document(page), "the page was reloaded"
@@ -191,7 +192,8 @@ def test_customer_registers_orders_and_watches_it_complete(
     screenshot(page, "notifications", shots)
     page.get_by_role("button", name="Mark all read").click()
     badge.wait_for(state="detached")
-    assert page.get_by_role("list", name="Notifications").locator("li.unread").count() == 0
+    # the badge and the list are two fetches after the click: wait for the list's answer too
+    expect(page.get_by_role("list", name="Notifications").locator("li.unread")).to_have_count(0)
     assert still_same_document(page), "the page was reloaded"
 
 
@@ -344,6 +346,6 @@ def test_a_customer_cancels_an_order_while_it_may_be_cancelled(
     page.get_by_label("Reason for cancelling (optional)").fill("Ordered the wrong size")
     page.get_by_role("button", name="Cancel order").click()
     page.locator('h1 [data-status="cancelled"]').wait_for()
-    assert page.get_by_role("button", name="Cancel order").count() == 0
+    expect(page.get_by_role("button", name="Cancel order")).to_have_count(0)
     page.get_by_role("list", name="History").get_by_text("Ordered the wrong size").wait_for()
     assert seed.order(order["id"])["status"] == "cancelled"
