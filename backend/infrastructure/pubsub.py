@@ -116,7 +116,7 @@ def _raise_if_cancel_was_swallowed() -> None:
 
 async def _close(pubsub: PubSub, client: Redis, name: str) -> None:
     try:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
         await client.aclose()
     except Exception:  # closing a dead connection may fail; nothing to recover
         log.debug(f"{name}_listener_close_failed", exc_info=True)
